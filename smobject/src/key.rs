@@ -1,0 +1,165 @@
+//! [`Key`]: the SysV key of an object, derived with `ftok` exactly as the original class did.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::{fmt_id, Error, ErrorKind, Result};
+use crate::sys;
+
+/// The smallest valid project id, as in the original class.
+pub const ID_MIN: u8 = b'A';
+/// The largest valid project id, as in the original class.
+pub const ID_MAX: u8 = b'z';
+/// The counter segment's id is the data id minus this (the original's scheme).
+pub const COUNTER_OFFSET: u8 = 58;
+
+/// The key of an object's data segment: `ftok(path, id)`.
+///
+/// The counter segment's key is [`Key::counter`], `ftok(path, id - 58)`. Because ids are
+/// limited to `b'A'..=b'z'` (65..=122), counter ids fall in 7..=64 and never collide with a
+/// data id.
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("smobject-doc-key-{}", std::process::id()));
+/// # std::fs::write(&dir, b"")?;
+/// let key = smobject::Key::from_path(&dir, b'a')?;
+/// assert_eq!(key.counter().id(), b'a' - 58);
+/// println!("data key {key}, counter key {}", key.counter()); // 0x61...., 0x27....
+/// # std::fs::remove_file(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Key {
+    raw: i32,
+    path: Arc<Path>,
+    id: u8,
+}
+
+impl Key {
+    /// `ftok(path, id)`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidId`] if `id` is outside `b'A'..=b'z'`; [`ErrorKind::PathNotFound`]
+    /// if `path` does not exist or cannot be reached; [`ErrorKind::PermissionDenied`] if it
+    /// cannot be examined.
+    #[doc(alias = "ftok")]
+    pub fn from_path(path: impl AsRef<Path>, id: u8) -> Result<Key> {
+        let path = path.as_ref();
+        if !(ID_MIN..=ID_MAX).contains(&id) {
+            return Err(Error::new(
+                ErrorKind::InvalidId,
+                format!("id {} is outside 'A'..='z'", fmt_id(id)),
+            )
+            .with_path_id(path, id)
+            .hint("use a letter: the counter segment's key is ftok(path, id - 58), so ids outside 'A'..='z' would collide with another object's counter"));
+        }
+        Self::derive(path, id)
+    }
+
+    fn derive(path: &Path, id: u8) -> Result<Key> {
+        match sys::ftok(path, id) {
+            Ok(raw) => Ok(Key { raw, path: Arc::from(path), id }),
+            Err(e) => {
+                let err = Error::os("ftok", &e).with_path_id(path, id);
+                Err(match e.raw_os_error() {
+                    Some(libc::ENOENT | libc::ENOTDIR) => Error::new(
+                        ErrorKind::PathNotFound,
+                        format!("{} does not exist; ftok needs an existing file", path.display()),
+                    )
+                    .with_errno(e.raw_os_error())
+                    .with_path_id(path, id)
+                    .hint(format!("create it first (e.g. `touch {}`) in every process's view of the file system", path.display())),
+                    Some(libc::EACCES) => err.hint("make the key file's directory searchable by this user"),
+                    _ => err,
+                })
+            }
+        }
+    }
+
+    /// The key of the paired counter segment: `ftok(path, id - 58)`.
+    #[must_use]
+    pub fn counter(&self) -> Key {
+        let id = self.id.wrapping_sub(COUNTER_OFFSET);
+        let raw = sys::ftok(&self.path, id).unwrap_or_else(|_| {
+            // The path vanished since this key was made: compute what ftok would have given
+            // from the data key, whose low 24 bits hold the same inode and device bits.
+            (self.raw & 0x00ff_ffff) | (i32::from(id) << 24)
+        });
+        Key { raw, path: self.path.clone(), id }
+    }
+
+    /// The raw `key_t`.
+    #[must_use]
+    pub fn raw(&self) -> i32 {
+        self.raw
+    }
+
+    /// The key file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The project id.
+    #[must_use]
+    pub fn id(&self) -> u8 {
+        self.id
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#010x}", self.raw as u32)
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Key({self}, {}, {})", self.path.display(), fmt_id(self.id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn temp_file(name: &str) -> PathBuf {
+        let p = std::env::temp_dir().join(format!("smobject-key-{name}-{}", std::process::id()));
+        std::fs::write(&p, b"").unwrap();
+        p
+    }
+
+    #[test]
+    fn ids_outside_range_are_rejected() {
+        let p = temp_file("range");
+        for id in [b'#', b'A' - 1, b'z' + 1, 0, 255] {
+            let e = Key::from_path(&p, id).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidId);
+            assert!(e.to_string().contains("'A'..='z'"), "{e}");
+        }
+        assert!(Key::from_path(&p, b'A').is_ok() && Key::from_path(&p, b'z').is_ok());
+        std::fs::remove_file(p).unwrap();
+    }
+
+    #[test]
+    fn key_matches_ftok_and_counter_is_id_minus_58() {
+        let p = temp_file("ftok");
+        let k = Key::from_path(&p, b'a').unwrap();
+        assert_eq!(k.raw(), sys::ftok(&p, b'a').unwrap());
+        assert_eq!(k.counter().raw(), sys::ftok(&p, b'a' - 58).unwrap());
+        assert_eq!((k.raw() as u32) >> 24, u32::from(b'a'));
+        assert_eq!(k.raw() & 0x00ff_ffff, k.counter().raw() & 0x00ff_ffff);
+        assert_eq!(format!("{k}"), format!("{:#010x}", k.raw() as u32));
+        std::fs::remove_file(p).unwrap();
+    }
+
+    #[test]
+    fn missing_path_is_path_not_found() {
+        let e = Key::from_path("/definitely/not/here", b'a').unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::PathNotFound);
+        assert!(e.to_string().contains("/definitely/not/here"));
+        assert!(e.hint_text().is_some());
+    }
+}

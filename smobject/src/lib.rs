@@ -1,0 +1,79 @@
+//! Share a plain `#[repr(C)]` struct between processes on one host through System V shared
+//! memory: typed, checked at compile time, synchronised, and freed when the last process
+//! detaches, even when processes crash.
+//!
+//! # Quick start
+//! ```
+//! use smobject::shared_memory;
+//!
+//! #[shared_memory(path = "/tmp", id = 'd')]
+//! #[repr(C)]
+//! #[derive(Clone, Copy, Debug, Default, PartialEq)]
+//! pub struct Telemetry { pub seq: u64, pub pos: [f64; 3], pub status: u32, pub _pad: u32 }
+//!
+//! # let path = std::env::temp_dir().join(format!("smobject-doc-lib-{}", std::process::id()));
+//! # std::fs::write(&path, b"")?;
+//! // In the producer process (`Telemetry::create()` uses the key in the attribute):
+//! let producer = smobject::Shared::<Telemetry>::create_at(&path, b'a')?;
+//! producer.write(|t| { t.seq += 1; t.status = 2; });
+//!
+//! // In a consumer process (`Telemetry::access()`):
+//! let consumer = smobject::Shared::<Telemetry>::access_at(&path, b'a')?;
+//! let v = consumer.version();
+//! assert_eq!(consumer.read().status, 2);
+//! # producer.write(|t| t.seq += 1);
+//! let v2 = consumer.wait_for_update(v, Some(std::time::Duration::from_millis(500)))?;
+//! assert!(v2 > v);
+//! # drop((producer, consumer)); std::fs::remove_file(&path)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Safety model
+//! - **Compile time** ([`shared_memory`]): `#[repr(C)]`, no generics, no padding, every field
+//!   valid for every byte pattern (no references, pointers, `bool`, `char`, heap types).
+//! - **Run time**: every segment is checked before use (owner and mode, sizes, the header's
+//!   magic, format version, key file identity and the struct's layout fingerprint), so
+//!   another program's segment, a squatted key or another build's struct is an [`Error`],
+//!   not memory corruption.
+//! - **Concurrency**: [`Shared::read`] returns a consistent snapshot (seqlock, with a locked
+//!   fallback so readers cannot starve); [`Shared::write`] and [`Shared::lock`] are exclusive
+//!   across processes (a robust process-shared mutex); a writer killed mid-write is rolled
+//!   back by the next locker. No `&T` into shared memory exists outside the writer lock.
+//! - **Lifetime**: the count at offset 0 of the counter segment follows the kernel's attach
+//!   count; create/attach/detach are serialised by an `flock` on the key file, which the
+//!   kernel releases when a process dies; the last one out frees both segments, and a pair
+//!   left by crashed processes is reclaimed by the next creator (or [`remove_stale`]).
+//! - **What you guarantee**: the key file exists and is not re-created while objects live;
+//!   every process uses the same struct definition (checked by fingerprint).
+//!
+//! # Platform
+//! Linux is tested. The SysV calls are POSIX; futex waits fall back to polling elsewhere.
+//!
+//! # The original class
+//! [`SMObject`] ports the C++ `SMObject` (constructor `(path, proj_id, size)`,
+//! `shmCreate`, `shmAccess`, `decrementMemCtr`) with the same keys (`ftok(path, id)` and
+//! `ftok(path, id - 58)`) and the same `int` count at offset 0, so programs following the old
+//! protocol count correctly beside it. `docs/FORMAT.md` documents the segments byte by byte.
+
+mod error;
+mod header;
+mod key;
+mod layout;
+mod object;
+mod shared;
+mod smobject;
+mod sync;
+mod sys;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use crate::error::{Error, ErrorKind, Result};
+pub use crate::header::FORMAT_VERSION;
+pub use crate::key::{Key, COUNTER_OFFSET, ID_MAX, ID_MIN};
+pub use crate::layout::SharedStruct;
+pub use crate::object::{remove_stale, remove_stale_with, Layout, Options, RawObject};
+pub use crate::shared::{Shared, WriteGuard};
+pub use crate::smobject::SMObject;
+pub use smobject_derive::shared_memory;

@@ -1,0 +1,682 @@
+//! [`RawObject`]: the low-level core. A data segment and its paired counter segment, created,
+//! accessed and freed under the key file's `flock`, with the kernel's attach count as the
+//! truth about who is attached.
+//!
+//! # The lifetime protocol
+//! Every create, attach and detach runs while holding an exclusive `flock` on the key file.
+//! The kernel releases that lock when its holder dies, so a process killed at any instruction
+//! never leaves it held. Under the lock:
+//! - *create* makes the data segment, then the counter segment (both `IPC_CREAT|IPC_EXCL`),
+//!   writes the header and marks it ready last. A creator that dies part-way leaves a pair
+//!   nobody is attached to, which the next opener removes.
+//! - *attach* validates owner, mode, sizes and the header copy before attaching the data,
+//!   then sets the count at offset 0 from the kernel's `shm_nattch`.
+//! - *detach* detaches the data, reads `shm_nattch`, stores it as the count, and removes both
+//!   segments when it reached zero ("last one out frees").
+//!
+//! A pair whose every process was killed has `shm_nattch == 0`: it is *stale*, and the next
+//! `create`/`open_or_create` removes it, [`remove_stale`] removes it on demand, and `access`
+//! may still attach it to read the last data.
+
+use std::fs::File;
+use std::path::Path;
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::header::{self, HeaderPtr, Ident, FORMAT_VERSION, HEADER_SIZE, MAGIC};
+use crate::key::Key;
+use crate::sys::{self, SegInfo};
+
+/// What the object holds: its size and, for a typed object, its type's identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Bytes of the data segment.
+    pub size: usize,
+    /// Layout fingerprint; 0 for untyped bytes (accepts any object of at least `size` bytes).
+    pub fingerprint: u64,
+    /// Type name stored in the header and shown in errors.
+    pub type_name: &'static str,
+}
+
+impl Layout {
+    /// Untyped bytes, as the original class shared them.
+    #[must_use]
+    pub const fn untyped(size: usize) -> Layout {
+        Layout { size, fingerprint: 0, type_name: "" }
+    }
+
+    /// The layout of a struct annotated with `#[shared_memory]`.
+    #[must_use]
+    pub const fn of<T: crate::SharedStruct>() -> Layout {
+        Layout { size: std::mem::size_of::<T>(), fingerprint: T::FINGERPRINT, type_name: T::TYPE_NAME }
+    }
+}
+
+/// How segments are created and which existing segments are trusted.
+///
+/// ```
+/// use std::time::Duration;
+/// let opts = smobject::Options::new().mode(0o660).allow_uid(1000).lock_timeout(Duration::from_secs(2));
+/// assert_eq!(opts.get_mode(), 0o660);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Options {
+    mode: u32,
+    allowed_uids: Vec<u32>,
+    lock_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Options {
+    /// Mode `0o600`, only this user's segments trusted, a 10 s bound on the key lock.
+    #[must_use]
+    pub fn new() -> Options {
+        Options { mode: 0o600, allowed_uids: Vec::new(), lock_timeout: Duration::from_secs(10) }
+    }
+
+    /// Permission bits for new segments (only `0o666` bits are kept: shared memory is never
+    /// executable). An existing object whose mode is broader is refused as
+    /// [`ErrorKind::ForeignOwner`].
+    #[must_use]
+    pub fn mode(mut self, mode: u32) -> Options {
+        self.mode = mode & 0o666;
+        self
+    }
+
+    /// Also trust segments owned by `uid` (by default only the effective uid's are trusted).
+    #[must_use]
+    pub fn allow_uid(mut self, uid: u32) -> Options {
+        self.allowed_uids.push(uid);
+        self
+    }
+
+    /// How long to wait for the key file's lock before [`ErrorKind::Timeout`].
+    #[must_use]
+    pub fn lock_timeout(mut self, timeout: Duration) -> Options {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// The permission bits.
+    #[must_use]
+    pub fn get_mode(&self) -> u32 {
+        self.mode
+    }
+}
+
+/// How to open.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Intent {
+    Create,
+    Access,
+    OpenOrCreate,
+}
+
+/// An attached object: the data segment and the counter segment, counted in the count at
+/// offset 0 of the counter segment. Dropping it detaches; the last one out frees both.
+///
+/// This is the untyped core [`Shared`](crate::Shared) and [`SMObject`](crate::SMObject) are
+/// built on. It hands out raw pointers only: reading or writing the data soundly needs the
+/// synchronisation [`Shared`](crate::Shared) provides.
+pub struct RawObject {
+    key: Key,
+    lock_file: File,
+    data_id: i32,
+    counter_id: i32,
+    data: NonNull<u8>,
+    len: usize,
+    counter: NonNull<u8>,
+    header: HeaderPtr,
+    ident: Ident,
+    created: bool,
+    lock_timeout: Duration,
+}
+
+// SAFETY: the raw pointers are to shared mappings that live as long as the RawObject; the
+// object has no thread affinity (shmdt may be called from any thread).
+unsafe impl Send for RawObject {}
+// SAFETY: `&RawObject` gives out only raw pointers and atomics; nothing is mutated through it.
+unsafe impl Sync for RawObject {}
+
+/// Holds the key file's `flock` for a critical section; released on drop.
+struct KeyLock<'a>(&'a File);
+
+impl<'a> KeyLock<'a> {
+    fn take(file: &'a File, key: &Key, timeout: Duration) -> Result<KeyLock<'a>> {
+        match sys::flock_exclusive(file, timeout) {
+            Ok(true) => Ok(KeyLock(file)),
+            Ok(false) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!("the key file's lock was not free within {timeout:?}"),
+            )
+            .with_key(key)
+            .hint("another process holds the key file's flock: is one stopped (SIGSTOP) or stuck in a debugger? (see `lslocks`)")),
+            Err(e) => Err(Error::os("flock on the key file", &e).with_key(key)),
+        }
+    }
+}
+
+impl Drop for KeyLock<'_> {
+    fn drop(&mut self) {
+        sys::funlock(self.0);
+    }
+}
+
+/// A segment found under a key.
+#[derive(Clone, Copy, Debug)]
+struct Found {
+    id: i32,
+    info: SegInfo,
+}
+
+fn find(key: &Key) -> Result<Option<Found>> {
+    match sys::shmget(key.raw(), 0, 0) {
+        Ok(id) => match sys::shm_stat(id) {
+            Ok(info) => Ok(Some(Found { id, info })),
+            // Removed between the two calls: as good as absent.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIDRM)) => Ok(None),
+            Err(e) => Err(Error::os("shmctl(IPC_STAT)", &e).with_key(key).hint(
+                "the segment is not readable by this user: it belongs to another user; run as its owner or have it created with a mode that grants access",
+            )),
+        },
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(Error::os("shmget", &e).with_key(key)),
+    }
+}
+
+/// Refuses a segment that is not ours or is more open than asked, before reading a byte.
+fn check_owner(key: &Key, f: &Found, opts: &Options) -> Result<()> {
+    let me = sys::geteuid();
+    let owner_ok = f.info.uid == me || opts.allowed_uids.contains(&f.info.uid);
+    let mode_ok = f.info.mode & !opts.mode == 0;
+    if owner_ok && mode_ok {
+        return Ok(());
+    }
+    let why = if owner_ok {
+        format!("its mode {:#o} is broader than the {:#o} asked for", f.info.mode, opts.mode)
+    } else {
+        format!("it is owned by uid {} (created by uid {}), not by uid {me}", f.info.uid, f.info.cuid)
+    };
+    Err(Error::new(ErrorKind::ForeignOwner, format!("refusing segment shmid {}: {why}", f.id))
+        .with_key(key)
+        .hint("another user may be squatting the key: check `ipcs -m -p`; remove it as its owner, or trust it with Options::allow_uid / a matching mode"))
+}
+
+fn stale(f: Option<Found>) -> bool {
+    f.is_none_or(|f| f.info.nattch == 0)
+}
+
+/// Removes both segments (either may be missing).
+fn remove_pair(data: Option<Found>, counter: Option<Found>) -> std::io::Result<()> {
+    if let Some(d) = data {
+        sys::shm_remove(d.id)?;
+    }
+    if let Some(c) = counter {
+        sys::shm_remove(c.id)?;
+    }
+    Ok(())
+}
+
+fn open_key_file(key: &Key) -> Result<File> {
+    File::open(key.path()).map_err(|e| {
+        let err = Error::os("opening the key file", &e).with_key(key);
+        match e.kind() {
+            std::io::ErrorKind::NotFound => Error::new(ErrorKind::PathNotFound, format!("{} disappeared", key.path().display()))
+                .with_key(key)
+                .hint("the key file must exist for as long as the object is used"),
+            std::io::ErrorKind::PermissionDenied => err.hint("the key file must be readable by every process that opens the object (it is locked with flock)"),
+            _ => err,
+        }
+    })
+}
+
+/// Maps `shmget(IPC_CREAT)` failures to errors with the limit and sysctl named.
+fn create_error(key: &Key, size: usize, e: &std::io::Error) -> Error {
+    let errno = e.raw_os_error();
+    match errno {
+        Some(libc::EEXIST) => Error::os("shmget(IPC_CREAT|IPC_EXCL)", e).with_key(key).hint(
+            "a segment appeared under this key outside smobject's lock (a program using the original protocol?); access it instead",
+        ),
+        Some(libc::EINVAL) => {
+            let max = sys::read_limit("shmmax");
+            if size == 0 {
+                Error::new(ErrorKind::SizeMismatch, "a shared object cannot be empty").with_errno(errno).with_key(key)
+            } else if max.is_some_and(|m| size as u64 > m) {
+                Error::new(ErrorKind::Limit, format!("{size} bytes exceed SHMMAX ({} bytes)", max.unwrap_or(0)))
+                    .with_errno(errno)
+                    .with_key(key)
+                    .hint("raise it with `sysctl -w kernel.shmmax=BYTES`")
+            } else {
+                Error::os("shmget(IPC_CREAT)", e).with_key(key)
+            }
+        }
+        Some(libc::ENOSPC) => {
+            let mni = sys::read_limit("shmmni");
+            let used = std::fs::read_to_string("/proc/sysvipc/shm").map(|s| s.lines().count().saturating_sub(1) as u64).ok();
+            let (which, sysctl) = match (mni, used) {
+                (Some(m), Some(u)) if u >= m => ("SHMMNI (the number of segments)", "kernel.shmmni"),
+                _ => ("SHMALL (total shared memory pages)", "kernel.shmall"),
+            };
+            Error::new(ErrorKind::Limit, format!("the kernel limit {which} is reached"))
+                .with_errno(errno)
+                .with_key(key)
+                .hint(format!("free unused segments (`smobject gc`, `ipcs -m`) or raise it with `sysctl -w {sysctl}=N`"))
+        }
+        Some(libc::ENOMEM) => Error::os("shmget(IPC_CREAT)", e).with_key(key).hint("not enough memory for the segment: make it smaller or free memory"),
+        _ => Error::os("shmget(IPC_CREAT)", e).with_key(key),
+    }
+}
+
+impl RawObject {
+    /// Creates a new object: fails with [`ErrorKind::AlreadyExists`] if a live one exists
+    /// under `key`; a stale one (nobody attached, e.g. after a crash) is removed first.
+    pub fn create(key: &Key, layout: Layout, opts: &Options) -> Result<RawObject> {
+        Self::open(key, layout, opts, Intent::Create, None)
+    }
+
+    /// [`create`](Self::create), with `init` filling the data before any other process can
+    /// attach (it runs under the key lock, before the header is marked ready).
+    pub(crate) fn create_init(key: &Key, layout: Layout, opts: &Options, init: &dyn Fn(*mut u8)) -> Result<RawObject> {
+        Self::open(key, layout, opts, Intent::Create, Some(init))
+    }
+
+    /// Attaches to an existing object: [`ErrorKind::NotFound`] if there is none.
+    pub fn access(key: &Key, layout: Layout, opts: &Options) -> Result<RawObject> {
+        Self::open(key, layout, opts, Intent::Access, None)
+    }
+
+    /// Attaches to the live object under `key`, or creates it (removing a stale one first).
+    /// [`RawObject::created`] tells which happened.
+    pub fn open_or_create(key: &Key, layout: Layout, opts: &Options) -> Result<RawObject> {
+        Self::open(key, layout, opts, Intent::OpenOrCreate, None)
+    }
+
+    fn open(key: &Key, layout: Layout, opts: &Options, intent: Intent, init: Option<&dyn Fn(*mut u8)>) -> Result<RawObject> {
+        let file = open_key_file(key)?;
+        let ckey = key.counter();
+        let lock = KeyLock::take(&file, key, opts.lock_timeout)?;
+        let data = find(key)?;
+        let counter = find(&ckey)?;
+        let exists = data.is_some() || counter.is_some();
+        let is_stale = exists && stale(data) && stale(counter);
+        let r = match (intent, exists, is_stale) {
+            (Intent::Access, false, _) => Err(Error::new(ErrorKind::NotFound, "no object exists under this key")
+                .with_key(key)
+                .hint("is the creating process running? create it first, or use open_or_create")),
+            (Intent::Access, true, _) | (Intent::OpenOrCreate, true, false) => Self::attach(key, &ckey, data, counter, layout, opts),
+            (Intent::Create, true, false) => Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("a live object is attached by {} process(es)", data.map_or(0, |d| d.info.nattch)),
+            )
+            .with_key(key)
+            .hint("use access() or open_or_create() to share it; if its processes are gone, remove_stale() frees it")),
+            (_, true, true) => {
+                for f in data.iter().chain(counter.iter()) {
+                    check_owner(key, f, opts)?;
+                }
+                remove_pair(data, counter).map_err(|e| Error::os("removing a stale pair", &e).with_key(key))?;
+                Self::create_locked(key, &ckey, layout, opts, init)
+            }
+            (_, false, _) => Self::create_locked(key, &ckey, layout, opts, init),
+        };
+        drop(lock);
+        r.map(|(parts, created)| RawObject::assemble(key, file, &parts, layout.size, created, opts))
+    }
+
+    fn assemble(key: &Key, lock_file: File, p: &Parts, len: usize, created: bool, opts: &Options) -> RawObject {
+        RawObject {
+            key: key.clone(),
+            lock_file,
+            data_id: p.data_id,
+            counter_id: p.counter_id,
+            data: p.data,
+            len,
+            counter: p.counter,
+            header: p.header,
+            ident: p.ident,
+            created,
+            lock_timeout: opts.lock_timeout,
+        }
+    }
+
+    /// Under the key lock, with no segment under either key.
+    fn create_locked(key: &Key, ckey: &Key, layout: Layout, opts: &Options, init: Option<&dyn Fn(*mut u8)>) -> Result<(Parts, bool)> {
+        let flags = libc::IPC_CREAT | libc::IPC_EXCL | opts.mode as i32;
+        let data_id = sys::shmget(key.raw(), layout.size, flags).map_err(|e| create_error(key, layout.size, &e))?;
+        let counter_size = HEADER_SIZE + layout.size;
+        let counter_id = match sys::shmget(ckey.raw(), counter_size, flags) {
+            Ok(id) => id,
+            Err(e) => {
+                let _ = sys::shm_remove(data_id);
+                return Err(create_error(ckey, counter_size, &e));
+            }
+        };
+        let undo = |err: Error| {
+            let _ = sys::shm_remove(data_id);
+            let _ = sys::shm_remove(counter_id);
+            err
+        };
+        let counter = sys::shmat(counter_id).map_err(|e| undo(Error::os("shmat (counter segment)", &e).with_key(ckey)))?;
+        let data = match sys::shmat(data_id) {
+            Ok(p) => p,
+            Err(e) => {
+                // SAFETY: `counter` was attached just above and nothing refers into it.
+                let _ = unsafe { sys::shmdt(counter) };
+                return Err(undo(Error::os("shmat (data segment)", &e).with_key(key)));
+            }
+        };
+        // SAFETY: the counter mapping is HEADER_SIZE + size bytes, page-aligned, and stays
+        // mapped until the RawObject built from these parts detaches it.
+        let header = unsafe { HeaderPtr::new(counter) };
+        header.state().store(header::STATE_INITIALISING, Ordering::Relaxed);
+        let me = sys::getpid();
+        let file = File::open(key.path()).and_then(|f| sys::file_identity(&f)).unwrap_or((0, 0));
+        let ident = Ident {
+            magic: MAGIC,
+            version: FORMAT_VERSION,
+            header_size: HEADER_SIZE as u32,
+            data_size: layout.size as u64,
+            fingerprint: layout.fingerprint,
+            nonce: sys::random_u64(),
+            creator_pid: me,
+            mode: opts.mode,
+            creator_start: sys::process_start_time(me),
+            key_dev: file.0,
+            key_ino: file.1,
+            created_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            flags: 0,
+            type_name: Ident::encode_type_name(layout.type_name),
+        };
+        // SAFETY: we created the segment under the key lock; nobody else can have opened it
+        // through the protocol, and the state is not READY.
+        unsafe { header.write_ident(&ident) };
+        // SAFETY: the mutex slot is inside our fresh mapping and nobody uses it yet.
+        if let Err(e) = unsafe { sys::mutex_init(header.mutex()) } {
+            // SAFETY: both were attached above and nothing refers into them.
+            let _ = unsafe { sys::shmdt(data) };
+            // SAFETY: as above.
+            let _ = unsafe { sys::shmdt(counter) };
+            return Err(undo(Error::os("pthread_mutex_init", &e).with_key(key)));
+        }
+        if let Some(init) = init {
+            init(data.as_ptr());
+        }
+        header.count().store(1, Ordering::Relaxed);
+        // Release: pairs with the Acquire load in `attach`, publishing every header byte.
+        header.state().store(header::STATE_READY, Ordering::Release);
+        Ok((Parts { data_id, counter_id, data, counter, header, ident }, true))
+    }
+
+    /// Under the key lock, with at least one segment present.
+    fn attach(key: &Key, ckey: &Key, data: Option<Found>, counter: Option<Found>, layout: Layout, opts: &Options) -> Result<(Parts, bool)> {
+        let (Some(d), Some(c)) = (data, counter) else {
+            let missing = if data.is_none() { "data" } else { "counter" };
+            if stale(data) && stale(counter) {
+                for f in data.iter().chain(counter.iter()) {
+                    check_owner(key, f, opts)?;
+                }
+                let _ = remove_pair(data, counter);
+                return Err(Error::new(ErrorKind::NotFound, format!("only a half-created pair was found (its {missing} segment was missing); it was removed"))
+                    .with_key(key)
+                    .hint("its creator died while creating it: create it again"));
+            }
+            return Err(Error::new(ErrorKind::NotAnObject, format!("the {missing} segment of the pair is missing while the other is attached"))
+                .with_key(key)
+                .hint("a program following the original protocol without a counter, or an `ipcrm`, may have caused this; `smobject rm` removes the pair once its processes stopped"));
+        };
+        check_owner(key, &d, opts)?;
+        check_owner(ckey, &c, opts)?;
+        if c.info.size < HEADER_SIZE {
+            return Err(Error::new(ErrorKind::NotAnObject, format!("the counter segment has {} bytes, too few for a smobject header ({HEADER_SIZE})", c.info.size))
+                .with_key(ckey)
+                .hint("it was created by a program following the original protocol, or another application uses this key: start a smobject process first, or pick another id"));
+        }
+        if d.info.size < layout.size {
+            return Err(Error::new(ErrorKind::SizeMismatch, format!("the data segment has {} bytes, {} were asked for", d.info.size, layout.size))
+                .with_key(key)
+                .hint("both sides must share the same struct; rebuild the older one"));
+        }
+        let counter_ptr = sys::shmat(c.id).map_err(|e| Error::os("shmat (counter segment)", &e).with_key(ckey))?;
+        // SAFETY: the mapping has at least HEADER_SIZE bytes (checked above) and is page-aligned;
+        // it stays mapped until we detach it below or in RawObject's Drop.
+        let header = unsafe { HeaderPtr::new(counter_ptr) };
+        let detach_counter = |err: Error| {
+            // SAFETY: attached above; `header` is not used after this.
+            let _ = unsafe { sys::shmdt(counter_ptr) };
+            err
+        };
+        // Acquire: pairs with the creator's Release store of READY.
+        let state = header.state().load(Ordering::Acquire);
+        let ident = header.read_ident();
+        if state != header::STATE_READY {
+            if d.info.nattch == 0 && c.info.nattch == 0 {
+                let e = detach_counter(Error::new(ErrorKind::NotFound, "the object's creator died before finishing it; the half-made pair was removed")
+                    .with_key(key)
+                    .hint("create it again"));
+                let _ = remove_pair(data, counter);
+                return Err(e);
+            }
+            return Err(detach_counter(Error::new(ErrorKind::NotAnObject, format!("the header's init state is {state}, not ready")).with_key(ckey)));
+        }
+        if let Err(e) = validate(key, &ident, &d, &c, layout) {
+            return Err(detach_counter(e));
+        }
+        let data_ptr = sys::shmat(d.id).map_err(|e| detach_counter(Error::os("shmat (data segment)", &e).with_key(key)))?;
+        // The count follows the kernel: we are attached now, so nattch includes us.
+        let nattch = sys::shm_stat(d.id).map_or(d.info.nattch + 1, |i| i.nattch);
+        header.count().fetch_add(1, Ordering::Relaxed);
+        repair_count(header, nattch);
+        Ok((Parts { data_id: d.id, counter_id: c.id, data: data_ptr, counter: counter_ptr, header, ident }, false))
+    }
+
+    /// The key.
+    #[must_use]
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
+    /// The start of the data segment.
+    #[must_use]
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.data.as_ptr()
+    }
+
+    /// Bytes of data (the size asked for; the segment may be larger).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the object has zero bytes (never, for an object that exists).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether this handle created the object (as opposed to attaching to an existing one).
+    #[must_use]
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// The count at offset 0 of the counter segment: attached handles, as the original kept
+    /// it (repaired from the kernel's attach count on every attach and detach).
+    #[must_use]
+    pub fn mem_ctr(&self) -> i32 {
+        self.header.count().load(Ordering::Relaxed)
+    }
+
+    /// Attachments to the data segment as the kernel counts them (`shm_nattch`), which stays
+    /// right when processes crash.
+    pub fn attached(&self) -> Result<usize> {
+        sys::shm_stat(self.data_id)
+            .map(|i| i.nattch as usize)
+            .map_err(|e| Error::os("shmctl(IPC_STAT)", &e).with_key(&self.key))
+    }
+
+    /// Sets the count at offset 0 to the kernel's attach count (what `decrement_mem_ctr` in
+    /// the original was used for after a crash). Returns the new count.
+    pub fn repair_count(&self) -> Result<i32> {
+        let _lock = KeyLock::take(&self.lock_file, &self.key, self.lock_timeout)?;
+        let n = self.attached()?;
+        repair_count(self.header, n as u64);
+        Ok(self.mem_ctr())
+    }
+
+    /// The random nonce of this instance of the object.
+    #[must_use]
+    pub fn nonce(&self) -> u64 {
+        self.ident.nonce
+    }
+
+    /// The type name stored by the creator (`"(untyped)"` for untyped objects).
+    #[must_use]
+    pub fn type_name(&self) -> String {
+        self.ident.type_name()
+    }
+
+    /// The data segment's shmid and the counter segment's.
+    #[must_use]
+    pub fn shmids(&self) -> (i32, i32) {
+        (self.data_id, self.counter_id)
+    }
+
+    pub(crate) fn header(&self) -> &HeaderPtr {
+        &self.header
+    }
+}
+
+/// Attached segments and the validated header copy.
+struct Parts {
+    data_id: i32,
+    counter_id: i32,
+    data: NonNull<u8>,
+    counter: NonNull<u8>,
+    header: HeaderPtr,
+    ident: Ident,
+}
+
+fn repair_count(header: HeaderPtr, nattch: u64) {
+    let n = i32::try_from(nattch).unwrap_or(i32::MAX);
+    if header.count().load(Ordering::Relaxed) != n {
+        header.count().store(n, Ordering::Relaxed);
+    }
+}
+
+/// Validates a header copy against the segments and what the caller expects.
+fn validate(key: &Key, ident: &Ident, d: &Found, c: &Found, layout: Layout) -> Result<()> {
+    let ckey = key.counter();
+    if ident.magic != MAGIC {
+        return Err(Error::new(ErrorKind::NotAnObject, format!("the counter segment's magic is {:#018x}, not smobject's", ident.magic))
+            .with_key(&ckey)
+            .hint("another application uses this key, or the header was overwritten: pick another id or path"));
+    }
+    if ident.version != FORMAT_VERSION || ident.header_size as usize != HEADER_SIZE {
+        return Err(Error::new(ErrorKind::LayoutMismatch, format!("the object uses smobject format {} (header {} bytes); this build uses format {FORMAT_VERSION}", ident.version, ident.header_size))
+            .with_key(key)
+            .hint("build every process against the same smobject version"));
+    }
+    let data_size = usize::try_from(ident.data_size).unwrap_or(usize::MAX);
+    if data_size > d.info.size || c.info.size < HEADER_SIZE.saturating_add(data_size) {
+        return Err(Error::new(ErrorKind::NotAnObject, format!("the header records {} data bytes but the segments have {} and {}: corrupt header", ident.data_size, d.info.size, c.info.size))
+            .with_key(key)
+            .hint("remove the pair (`smobject rm`) once its processes stopped, and create it again"));
+    }
+    if let Some((dev, ino)) = File::open(key.path()).ok().and_then(|f| sys::file_identity(&f).ok()) {
+        if (ident.key_dev, ident.key_ino) != (dev, ino) && (ident.key_dev, ident.key_ino) != (0, 0) {
+            return Err(Error::new(ErrorKind::KeyCollision, format!("the object was made for another key file (device {} inode {}; this one is device {dev} inode {ino})", ident.key_dev, ident.key_ino))
+                .with_key(key)
+                .hint("two key files give the same ftok key, or the key file was deleted and re-created: use one key file, never re-create it while objects live, or pick another id"));
+        }
+    }
+    if layout.fingerprint != 0 && ident.fingerprint != layout.fingerprint {
+        return Err(Error::new(ErrorKind::LayoutMismatch, format!("the object holds `{}` (fingerprint {:#018x}), not `{}` (fingerprint {:#018x})", ident.type_name(), ident.fingerprint, if layout.type_name.is_empty() { "(untyped)" } else { layout.type_name }, layout.fingerprint))
+            .with_key(key)
+            .hint("every process must use the same struct definition: rebuild the stale one, or use another id for the other type"));
+    }
+    if layout.fingerprint != 0 && data_size != layout.size {
+        return Err(Error::new(ErrorKind::SizeMismatch, format!("the object holds {data_size} bytes, {} were asked for", layout.size)).with_key(key));
+    }
+    if layout.size > data_size {
+        return Err(Error::new(ErrorKind::SizeMismatch, format!("the object holds {data_size} bytes, {} were asked for", layout.size))
+            .with_key(key)
+            .hint("ask for at most the creator's size"));
+    }
+    Ok(())
+}
+
+impl Drop for RawObject {
+    /// Detaches; the last one out removes both segments. Never panics: if the key lock cannot
+    /// be had within the lock time-out, it detaches without freeing, leaving a stale pair that
+    /// the next `create`/`open_or_create` (or `remove_stale`) reclaims.
+    fn drop(&mut self) {
+        let lock = KeyLock::take(&self.lock_file, &self.key, self.lock_timeout).ok();
+        // SAFETY: `data` is our live attachment; after this nothing dereferences it (the
+        // handle is being dropped, and typed wrappers borrow from it).
+        let _ = unsafe { sys::shmdt(self.data) };
+        if let (Ok(d), Ok(c)) = (sys::shm_stat(self.data_id), sys::shm_stat(self.counter_id)) {
+            repair_count(self.header, d.nattch);
+            // We are still attached to the counter segment: 1 means only us.
+            if lock.is_some() && d.nattch == 0 && c.nattch <= 1 {
+                let _ = sys::shm_remove(self.data_id);
+                let _ = sys::shm_remove(self.counter_id);
+            }
+        } else {
+            // The data segment is gone (removed by someone else): release the counter too if
+            // we were its last user.
+            if let Ok(c) = sys::shm_stat(self.counter_id) {
+                if lock.is_some() && c.nattch <= 1 {
+                    let _ = sys::shm_remove(self.counter_id);
+                }
+            }
+        }
+        // SAFETY: `counter` is our live attachment and `header` is not used after this.
+        let _ = unsafe { sys::shmdt(self.counter) };
+        drop(lock);
+    }
+}
+
+/// Removes the object under `(path, id)` if nobody is attached to it (e.g. every process
+/// using it crashed). Returns whether something was removed.
+///
+/// # Errors
+/// [`ErrorKind::InUse`] if processes are attached; [`ErrorKind::ForeignOwner`] if the
+/// segments belong to another user; key errors as [`Key::from_path`].
+///
+/// ```
+/// # let path = std::env::temp_dir().join(format!("smobject-doc-stale-{}", std::process::id()));
+/// # std::fs::write(&path, b"")?;
+/// assert!(!smobject::remove_stale(&path, b'a')?); // nothing there
+/// # std::fs::remove_file(&path)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn remove_stale(path: impl AsRef<Path>, id: u8) -> Result<bool> {
+    remove_stale_with(&Key::from_path(path, id)?, &Options::new())
+}
+
+/// [`remove_stale`] with explicit options (trusted uids, lock time-out).
+pub fn remove_stale_with(key: &Key, opts: &Options) -> Result<bool> {
+    let file = open_key_file(key)?;
+    let _lock = KeyLock::take(&file, key, opts.lock_timeout)?;
+    let data = find(key)?;
+    let counter = find(&key.counter())?;
+    if data.is_none() && counter.is_none() {
+        return Ok(false);
+    }
+    if !(stale(data) && stale(counter)) {
+        let n = data.map_or(0, |d| d.info.nattch).max(counter.map_or(0, |c| c.info.nattch));
+        return Err(Error::new(ErrorKind::InUse, format!("{n} process(es) are attached")).with_key(key).hint("stop them first; the last one to detach frees the object"));
+    }
+    for f in data.iter().chain(counter.iter()) {
+        check_owner(key, f, opts)?;
+    }
+    remove_pair(data, counter).map_err(|e| Error::os("shmctl(IPC_RMID)", &e).with_key(key))?;
+    Ok(true)
+}

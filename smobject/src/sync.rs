@@ -1,0 +1,288 @@
+//! The synchronisation protocol over an object's bytes: a seqlock for lock-free consistent
+//! snapshots, a robust process-shared mutex for exclusive writes that survive a writer's death,
+//! an undo copy (the *backup*) to roll back a half-done write, and a futex word for blocking
+//! waits. Untyped: [`Shared`](crate::Shared) puts types on top.
+//!
+//! # Protocol (also in `docs/FORMAT.md`, for C programs)
+//! Writer, holding the mutex (`seq` is even, `s`):
+//! 1. copy data to the backup, store `backup_seq = s` (Release);
+//! 2. store `seq = s + 1` (odd: write in progress), Release fence;
+//! 3. modify the data in place (offset 0 of the data segment, as the original class);
+//! 4. store `seq = s + 2` (Release), `epoch` = version (SeqCst), wake the futex if `waiters` is not 0
+//!    (a SeqCst load: the Dekker pair with the waiter's increment), unlock.
+//!
+//! Reader, optimistic: load `seq` (Acquire); if even copy the data, else if
+//! `backup_seq == seq - 1` copy the backup (the last complete value while the write is in
+//! progress); Acquire fence; the copy is good if `seq` is unchanged. After bounded retries the
+//! reader takes the mutex (with a short time-out, retrying optimistically in between) and copies
+//! under it; `read_req`/`read_ack` make a back-to-back writer let it in.
+//!
+//! A writer that dies holding the mutex hands the next locker `EOWNERDEAD`: if `seq` is odd
+//! the data is half-written and the backup (taken at `seq - 1`) is copied back; `seq` is made
+//! even, the mutex marked consistent, `recoveries` incremented.
+//!
+//! The optimistic copies race with the writer by design (the seqlock pattern): they are byte
+//! copies into a private buffer whose result is discarded unless `seq` proves no write
+//! overlapped, and the types copied are valid for every byte pattern. This is the standard
+//! seqlock argument (as in crossbeam's `AtomicCell`): sound in practice, not in the letter of
+//! Rust's memory model, which has no notion of a discarded racy read.
+
+use std::sync::atomic::{fence, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::header::{HeaderPtr, SyncWords};
+use crate::sys::{self, Locked};
+
+/// Optimistic attempts before a reader falls back to the lock, for small and large objects.
+const SPINS_SMALL: u32 = 64;
+const SPINS_LARGE: u32 = 4;
+const LARGE: usize = 64 * 1024;
+/// How long one locked-read attempt waits before trying optimistically again.
+const READ_LOCK_SLICE: Duration = Duration::from_millis(2);
+/// How long a writer lets a waiting fallback reader take the lock before going on.
+const READER_GRACE: Duration = Duration::from_millis(5);
+
+/// Bytes of an attached object: data pointer and length plus its header.
+#[derive(Clone, Copy)]
+pub(crate) struct Region {
+    pub(crate) header: HeaderPtr,
+    pub(crate) data: *mut u8,
+    pub(crate) len: usize,
+}
+
+impl Region {
+    fn sync(&self) -> &SyncWords {
+        self.header.sync()
+    }
+
+    /// The number of completed writes.
+    pub(crate) fn version(&self) -> u64 {
+        // Acquire: pairs with the writer's Release store of an even `seq`.
+        self.sync().seq.load(Ordering::Acquire) / 2
+    }
+
+    /// Copies a consistent snapshot into `dst`.
+    ///
+    /// # Safety
+    /// `dst` must be valid for `len` bytes of writes; the region's pointers must be live.
+    pub(crate) unsafe fn read(&self, dst: *mut u8) {
+        let spins = if self.len >= LARGE { SPINS_LARGE } else { SPINS_SMALL };
+        loop {
+            for _ in 0..spins {
+                // SAFETY: forwarded from the caller.
+                if unsafe { self.try_read(dst) } {
+                    return;
+                }
+                std::hint::spin_loop();
+            }
+            // SAFETY: forwarded from the caller.
+            if unsafe { self.locked_read(dst) } {
+                return;
+            }
+        }
+    }
+
+    /// One optimistic attempt; true if `dst` now holds a consistent snapshot.
+    ///
+    /// # Safety
+    /// As for [`read`](Self::read).
+    unsafe fn try_read(&self, dst: *mut u8) -> bool {
+        let s = self.sync();
+        // Acquire: pairs with the writer's Release stores of `seq`.
+        let s1 = s.seq.load(Ordering::Acquire);
+        let src = if s1 % 2 == 0 {
+            self.data
+        } else if s.backup_seq.load(Ordering::Acquire) == s1.wrapping_sub(1) {
+            // A write is in progress; the backup holds the version before it, complete.
+            self.header.backup()
+        } else {
+            return false;
+        };
+        // SAFETY: `src` and `dst` are valid for `len` bytes (the caller's contract and the
+        // segment sizes checked on attach) and do not overlap (private buffer vs mapping).
+        // The copy may race with a writer; it is discarded unless `seq` is unchanged below.
+        unsafe { std::ptr::copy_nonoverlapping(src, dst, self.len) };
+        // Acquire fence: orders the copy before the re-check of `seq`.
+        fence(Ordering::Acquire);
+        s.seq.load(Ordering::Relaxed) == s1
+    }
+
+    /// Copies under the writer lock, waiting at most one slice. False if the slice passed.
+    ///
+    /// # Safety
+    /// As for [`read`](Self::read).
+    unsafe fn locked_read(&self, dst: *mut u8) -> bool {
+        let s = self.sync();
+        s.read_req.fetch_add(1, Ordering::AcqRel);
+        let deadline = SystemTime::now() + READ_LOCK_SLICE;
+        // SAFETY: the mutex lives in the mapped header.
+        if let Ok(Some(how)) = unsafe { sys::mutex_lock(self.header.mutex(), Some(deadline)) } {
+                if how == Locked::OwnerDied {
+                    self.recover();
+                }
+                // Release: the writer's grace loop acquires it.
+                s.read_ack.fetch_add(1, Ordering::Release);
+                // SAFETY: we hold the writer lock, so `seq` is even and nobody writes the
+                // data; `dst` is valid for `len` bytes.
+                unsafe { std::ptr::copy_nonoverlapping(self.data, dst, self.len) };
+                // SAFETY: we hold the mutex.
+            unsafe { sys::mutex_unlock(self.header.mutex()) };
+            return true;
+        }
+        // Timed out, or the lock is unusable (EDEADLK: this thread holds a write guard): go
+        // back to optimistic reads, which succeed while a write stalls.
+        s.read_ack.fetch_add(1, Ordering::Release);
+        false
+    }
+
+    /// Rolls back a dead writer's half-done write. Called holding the mutex after
+    /// `EOWNERDEAD`; marks the mutex consistent.
+    fn recover(&self) {
+        let s = self.sync();
+        let seq = s.seq.load(Ordering::Relaxed);
+        if seq % 2 == 1 {
+            if s.backup_seq.load(Ordering::Relaxed) == seq - 1 {
+                // SAFETY: we hold the lock; backup and data are `len` bytes each and do not
+                // overlap (different segments).
+                unsafe { std::ptr::copy_nonoverlapping(self.header.backup(), self.data, self.len) };
+            }
+            // Release: pairs with readers' Acquire loads; the restored bytes are published.
+            s.seq.store(seq + 1, Ordering::Release);
+            self.bump_epoch(seq + 1);
+        }
+        s.recoveries.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: we hold the mutex, obtained with EOWNERDEAD, and repaired what it protects.
+        unsafe { sys::mutex_consistent(self.header.mutex()) };
+    }
+
+    fn bump_epoch(&self, seq: u64) {
+        let s = self.sync();
+        // SeqCst store then SeqCst load: the Dekker pair with `wait_for_update`'s increment of
+        // `waiters` and load of `epoch`; one side always sees the other.
+        s.epoch.store((seq / 2) as u32, Ordering::SeqCst);
+        if s.waiters.load(Ordering::SeqCst) != 0 {
+            // SAFETY: `epoch` is a live, aligned u32 in the shared header.
+            unsafe { sys::futex_wake_all(s.epoch.as_ptr()) };
+        }
+    }
+
+    /// Takes the writer lock and opens a write: backup taken, `seq` odd.
+    pub(crate) fn begin_write(&self, deadline: Option<Instant>) -> Result<WriteState> {
+        let s = self.sync();
+        self.let_readers_in();
+        let m = self.header.mutex();
+        let locked = loop {
+            let wall = deadline.map(|d| SystemTime::now() + d.saturating_duration_since(Instant::now()));
+            // SAFETY: the mutex lives in the mapped header.
+            match unsafe { sys::mutex_lock(m, wall) } {
+                Ok(Some(l)) => break l,
+                Ok(None) => {
+                    return Err(Error::new(ErrorKind::Timeout, "the writer lock was not free in time")
+                        .hint("another process holds a write guard; see `smobject inspect` for the last writer's pid"))
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EDEADLK) => {
+                    return Err(Error::os("locking the writer lock", &e)
+                        .hint("this thread already holds a write guard of this object: drop it before writing again"))
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) => return Err(Error::os("locking the writer lock", &e)),
+            }
+        };
+        let recovered = locked == Locked::OwnerDied;
+        if recovered {
+            self.recover();
+        }
+        s.last_writer.store(sys::getpid(), Ordering::Relaxed);
+        let seq = s.seq.load(Ordering::Relaxed);
+        // SAFETY: we hold the lock, so nobody else writes either buffer; both are `len` bytes
+        // in different segments.
+        unsafe { std::ptr::copy_nonoverlapping(self.data, self.header.backup(), self.len) };
+        // Release: the backup bytes are visible to a reader that sees this value.
+        s.backup_seq.store(seq, Ordering::Release);
+        // Release: a reader that sees `seq` odd also sees the backup and `backup_seq`.
+        s.seq.store(seq + 1, Ordering::Release);
+        // Release fence: the data writes that follow are ordered after the odd `seq`, for
+        // readers that observe them (they re-check `seq` after an Acquire fence).
+        fence(Ordering::Release);
+        Ok(WriteState { seq, recovered })
+    }
+
+    /// Ends a write opened by [`begin_write`](Self::begin_write): publishes, or rolls back to
+    /// the backup when `abort`, then unlocks.
+    pub(crate) fn end_write(&self, st: &WriteState, abort: bool) {
+        let s = self.sync();
+        if abort {
+            // SAFETY: we hold the lock; the backup holds the value before this write.
+            unsafe { std::ptr::copy_nonoverlapping(self.header.backup(), self.data, self.len) };
+        }
+        // Release: pairs with readers' Acquire loads; publishes the data writes.
+        s.seq.store(st.seq + 2, Ordering::Release);
+        self.bump_epoch(st.seq + 2);
+        // SAFETY: we hold the mutex (taken in begin_write).
+        unsafe { sys::mutex_unlock(self.header.mutex()) };
+    }
+
+    /// If fallback readers are waiting for the lock, give them a bounded moment to take it.
+    fn let_readers_in(&self) {
+        let s = self.sync();
+        let pending = |s: &SyncWords| {
+            // Acquire: pairs with the readers' increments.
+            let req = s.read_req.load(Ordering::Acquire);
+            (req.wrapping_sub(s.read_ack.load(Ordering::Acquire)) as i32) > 0
+        };
+        if !pending(s) {
+            return;
+        }
+        let start = Instant::now();
+        while pending(s) {
+            if start.elapsed() > READER_GRACE {
+                // A reader died between asking and being served: forget it.
+                s.read_ack.store(s.read_req.load(Ordering::Relaxed), Ordering::Relaxed);
+                return;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    /// Sleeps until the version exceeds `seen` or the time-out passes.
+    pub(crate) fn wait_for_update(&self, seen: u64, timeout: Option<Duration>) -> Result<u64> {
+        let s = self.sync();
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let v = self.version();
+            if v > seen {
+                return Ok(v);
+            }
+            // SeqCst: see `bump_epoch`.
+            s.waiters.fetch_add(1, Ordering::SeqCst);
+            let e = s.epoch.load(Ordering::SeqCst);
+            let v = self.version();
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if v > seen || left == Some(Duration::ZERO) {
+                s.waiters.fetch_sub(1, Ordering::SeqCst);
+                if v > seen {
+                    return Ok(v);
+                }
+                return Err(Error::new(ErrorKind::Timeout, format!("no update past version {seen} within {:?}", timeout.unwrap_or_default())));
+            }
+            // SAFETY: `epoch` is a live, aligned u32 in the shared header.
+            unsafe { sys::futex_wait(s.epoch.as_ptr(), e, left) };
+            s.waiters.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// How many dead writers' writes were rolled back over the object's life.
+    pub(crate) fn recoveries(&self) -> u64 {
+        self.sync().recoveries.load(Ordering::Relaxed)
+    }
+}
+
+/// An open write.
+#[derive(Debug)]
+pub(crate) struct WriteState {
+    /// `seq` before the write (even).
+    seq: u64,
+    /// The previous holder died holding the lock and its write was rolled back.
+    pub(crate) recovered: bool,
+}

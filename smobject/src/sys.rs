@@ -1,0 +1,340 @@
+//! The only module that calls libc: SysV shared memory, `ftok`, `flock`, futexes, robust
+//! process-shared mutexes and a few process facts. Every C return value becomes a
+//! [`std::io::Result`] in one place ([`ret`]); callers add the key, path and hint.
+//!
+//! # References
+//! `shmget(2)`, `shmat(2)`, `shmctl(2)`, `ftok(3)`, `flock(2)`, `futex(2)`,
+//! `pthread_mutexattr_setrobust(3)`.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::ptr::NonNull;
+use std::time::Duration;
+
+/// Turns a C `-1`-on-error return value into a `Result` carrying `errno`.
+fn ret(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// `ftok(path, id)`.
+pub(crate) fn ftok(path: &Path, id: u8) -> io::Result<i32> {
+    let c = c_path(path)?;
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+    let key = unsafe { libc::ftok(c.as_ptr(), libc::c_int::from(id)) };
+    ret(key)
+}
+
+/// `(st_dev, st_ino)` of `path`, stored in the header to detect `ftok` collisions.
+pub(crate) fn file_identity(file: &std::fs::File) -> io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = file.metadata()?;
+    Ok((m.dev(), m.ino()))
+}
+
+/// `shmget(key, size, flags)`: the segment's id.
+pub(crate) fn shmget(key: i32, size: usize, flags: i32) -> io::Result<i32> {
+    // SAFETY: shmget takes no pointers; any argument values are defined behaviour.
+    ret(unsafe { libc::shmget(key, size, flags) })
+}
+
+/// What `IPC_STAT` tells about a segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SegInfo {
+    pub(crate) size: usize,
+    pub(crate) nattch: u64,
+    pub(crate) uid: u32,
+    pub(crate) cuid: u32,
+    pub(crate) mode: u32,
+    pub(crate) cpid: i32,
+    pub(crate) lpid: i32,
+    pub(crate) ctime: i64,
+    /// `SHM_DEST`: removed, alive until the last detach.
+    pub(crate) removed: bool,
+}
+
+/// `shmctl(id, IPC_STAT)`.
+#[doc(alias = "shmctl")]
+pub(crate) fn shm_stat(id: i32) -> io::Result<SegInfo> {
+    let mut ds = std::mem::MaybeUninit::<libc::shmid_ds>::zeroed();
+    // SAFETY: `ds` points to writable memory of the size IPC_STAT fills.
+    ret(unsafe { libc::shmctl(id, libc::IPC_STAT, ds.as_mut_ptr()) })?;
+    // SAFETY: IPC_STAT succeeded and filled the struct (it was zeroed before, so every field is
+    // initialised either way).
+    let ds = unsafe { ds.assume_init() };
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+    let mode = u32::from(ds.shm_perm.mode as u16);
+    Ok(SegInfo {
+        #[allow(clippy::unnecessary_cast)]
+        size: ds.shm_segsz as usize,
+        #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+        nattch: ds.shm_nattch as u64,
+        uid: ds.shm_perm.uid,
+        cuid: ds.shm_perm.cuid,
+        mode: mode & 0o777,
+        cpid: ds.shm_cpid,
+        lpid: ds.shm_lpid,
+        #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+        ctime: ds.shm_ctime as i64,
+        removed: mode & SHM_DEST != 0,
+    })
+}
+
+#[cfg(target_os = "linux")]
+const SHM_DEST: u32 = 0o1000;
+#[cfg(not(target_os = "linux"))]
+const SHM_DEST: u32 = 0;
+
+/// `shmctl(id, IPC_RMID)`. Succeeds if the segment is already gone.
+#[doc(alias = "shmctl")]
+pub(crate) fn shm_remove(id: i32) -> io::Result<()> {
+    // SAFETY: IPC_RMID takes no buffer; a null pointer is what the man page specifies.
+    match ret(unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) }) {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIDRM)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// `shmat(id, NULL, 0)`: a read-write mapping of the whole segment.
+pub(crate) fn shmat(id: i32) -> io::Result<NonNull<u8>> {
+    // SAFETY: a null address lets the kernel choose where to map; no Rust object is affected.
+    let p = unsafe { libc::shmat(id, std::ptr::null(), 0) };
+    if p as isize == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from_raw_os_error(libc::EFAULT))
+}
+
+/// `shmdt(addr)`.
+///
+/// # Safety
+/// `addr` must be an address returned by [`shmat`] that is still attached, and no reference
+/// into the mapping may be used after this call.
+pub(crate) unsafe fn shmdt(addr: NonNull<u8>) -> io::Result<()> {
+    // SAFETY: the caller guarantees `addr` is a live attachment nobody uses any more.
+    ret(unsafe { libc::shmdt(addr.as_ptr().cast()) }).map(drop)
+}
+
+/// Takes an exclusive `flock` on `file`, polling until `timeout`. `Ok(false)` on time-out.
+/// The kernel releases the lock when its holder dies, which is what makes the create /
+/// attach / detach critical sections crash-safe.
+#[doc(alias = "flock")]
+pub(crate) fn flock_exclusive(file: &std::fs::File, timeout: Duration) -> io::Result<bool> {
+    let fd = file.as_raw_fd();
+    let start = std::time::Instant::now();
+    let mut pause = Duration::from_micros(20);
+    loop {
+        // SAFETY: `fd` is an open descriptor owned by `file` for the duration of the call.
+        match ret(unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) }) {
+            Ok(_) => return Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+        if start.elapsed() >= timeout {
+            return Ok(false);
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(2));
+    }
+}
+
+/// Releases a `flock` taken by [`flock_exclusive`].
+pub(crate) fn funlock(file: &std::fs::File) {
+    // SAFETY: `fd` is an open descriptor owned by `file`. Unlocking cannot fail on a valid fd,
+    // and a lock that could not be released is released anyway when the fd closes.
+    let _ = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+}
+
+/// Effective uid of this process.
+pub(crate) fn geteuid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// This process's id.
+pub(crate) fn getpid() -> i32 {
+    std::process::id() as i32
+}
+
+/// The start time of process `pid` in clock ticks since boot (`/proc/PID/stat` field 22), which
+/// together with the pid identifies a process even after its pid is reused. 0 where unknown.
+pub(crate) fn process_start_time(pid: i32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // The command name (field 2) is in parentheses and may contain spaces: split after it.
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return 0;
+    };
+    // `rest` starts at field 3; field 22 is the 20th from there.
+    rest.split_ascii_whitespace().nth(19).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// 64 random bits from the kernel, or a mix of time and pid where `getrandom` is missing.
+pub(crate) fn random_u64() -> u64 {
+    let mut buf = [0u8; 8];
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        // SAFETY: `buf` is writable for its full length.
+        let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), libc::GRND_NONBLOCK) };
+        if n == buf.len() as isize {
+            return u64::from_ne_bytes(buf);
+        }
+    }
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    buf = (t ^ (u64::from(std::process::id()) << 32)).to_ne_bytes();
+    u64::from_ne_bytes(buf).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// Sleeps while the 32-bit word at `word` holds `expected`, at most `timeout` (none: forever).
+/// Returns on a wake, a time-out, a signal or a spurious wake-up: the caller re-checks.
+/// Shared (not `FUTEX_PRIVATE_FLAG`): waiters and wakers are in different processes.
+///
+/// # Safety
+/// `word` must point to a live, 4-byte aligned word in memory shared with the wakers.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) unsafe fn futex_wait(word: *const u32, expected: u32, timeout: Option<Duration>) {
+    let ts = timeout.map(|d| libc::timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: libc::c_long::from(d.subsec_nanos() as i32),
+    });
+    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), std::ptr::from_ref);
+    // SAFETY: the caller guarantees `word` is valid; `ts_ptr` is null or points to `ts`, which
+    // lives across the call. FUTEX_WAIT only reads the word.
+    let _ = unsafe { libc::syscall(libc::SYS_futex, word, libc::FUTEX_WAIT, expected, ts_ptr) };
+}
+
+/// Wakes every process sleeping in [`futex_wait`] on `word`.
+///
+/// # Safety
+/// `word` must point to a live, 4-byte aligned word.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) unsafe fn futex_wake_all(word: *const u32) {
+    // SAFETY: the caller guarantees `word` is valid; FUTEX_WAKE does not access it.
+    let _ = unsafe { libc::syscall(libc::SYS_futex, word, libc::FUTEX_WAKE, i32::MAX) };
+}
+
+/// Portable fallback where there is no futex: a short sleep; the caller re-checks.
+///
+/// # Safety
+/// None beyond the Linux version's, kept for one signature.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) unsafe fn futex_wait(_word: *const u32, _expected: u32, timeout: Option<Duration>) {
+    std::thread::sleep(timeout.unwrap_or(Duration::from_millis(1)).min(Duration::from_millis(1)));
+}
+
+/// Portable fallback: waiters poll, nothing to wake.
+///
+/// # Safety
+/// None.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) unsafe fn futex_wake_all(_word: *const u32) {}
+
+/// Initialises a robust, process-shared, error-checking mutex in place.
+///
+/// # Safety
+/// `m` must point to writable memory for a `pthread_mutex_t` that no other thread or process
+/// uses yet.
+pub(crate) unsafe fn mutex_init(m: *mut libc::pthread_mutex_t) -> io::Result<()> {
+    let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
+    // SAFETY: `attr` is writable storage for the attribute object.
+    check(unsafe { libc::pthread_mutexattr_init(attr.as_mut_ptr()) })?;
+    let a = attr.as_mut_ptr();
+    // SAFETY: `a` was initialised above.
+    let r = check(unsafe { libc::pthread_mutexattr_setpshared(a, libc::PTHREAD_PROCESS_SHARED) })
+        // SAFETY: as above.
+        .and_then(|()| check(unsafe { libc::pthread_mutexattr_setrobust(a, libc::PTHREAD_MUTEX_ROBUST) }))
+        // SAFETY: as above.
+        .and_then(|()| check(unsafe { libc::pthread_mutexattr_settype(a, libc::PTHREAD_MUTEX_ERRORCHECK) }))
+        // SAFETY: `a` is initialised; the caller guarantees `m` is ours to initialise.
+        .and_then(|()| check(unsafe { libc::pthread_mutex_init(m, a) }));
+    // SAFETY: `a` is initialised and no longer needed.
+    unsafe { libc::pthread_mutexattr_destroy(a) };
+    r
+}
+
+fn check(r: libc::c_int) -> io::Result<()> {
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(r))
+    }
+}
+
+/// What locking a robust mutex gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Locked {
+    /// Locked; the previous holder unlocked it.
+    Clean,
+    /// Locked, but the previous holder died holding it (`EOWNERDEAD`): repair the protected
+    /// state, then call [`mutex_consistent`].
+    OwnerDied,
+}
+
+/// Locks `m`, waiting at most until `deadline` (none: forever). `Ok(None)` on time-out.
+///
+/// # Safety
+/// `m` must point to a mutex initialised by [`mutex_init`], alive for the call.
+pub(crate) unsafe fn mutex_lock(
+    m: *mut libc::pthread_mutex_t,
+    deadline: Option<std::time::SystemTime>,
+) -> io::Result<Option<Locked>> {
+    let r = match deadline {
+        // SAFETY: the caller guarantees `m` is a live initialised mutex.
+        None => unsafe { libc::pthread_mutex_lock(m) },
+        Some(t) => {
+            let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            let ts = libc::timespec {
+                tv_sec: d.as_secs() as libc::time_t,
+                tv_nsec: libc::c_long::from(d.subsec_nanos() as i32),
+            };
+            // SAFETY: as above; `ts` lives across the call.
+            unsafe { libc::pthread_mutex_timedlock(m, std::ptr::from_ref(&ts)) }
+        }
+    };
+    match r {
+        0 => Ok(Some(Locked::Clean)),
+        libc::EOWNERDEAD => Ok(Some(Locked::OwnerDied)),
+        libc::ETIMEDOUT => Ok(None),
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
+/// Marks a mutex whose owner died consistent again, after the caller repaired the state.
+///
+/// # Safety
+/// The calling thread must hold `m`, obtained with [`Locked::OwnerDied`].
+pub(crate) unsafe fn mutex_consistent(m: *mut libc::pthread_mutex_t) {
+    // SAFETY: guaranteed by the caller; the call cannot fail when they hold.
+    let _ = unsafe { libc::pthread_mutex_consistent(m) };
+}
+
+/// Unlocks `m`.
+///
+/// # Safety
+/// The calling thread must hold `m`.
+pub(crate) unsafe fn mutex_unlock(m: *mut libc::pthread_mutex_t) {
+    // SAFETY: guaranteed by the caller; unlocking a held mutex cannot fail.
+    let _ = unsafe { libc::pthread_mutex_unlock(m) };
+}
+
+/// The sysctl limits that bound SysV shared memory, for error hints.
+pub(crate) fn read_limit(name: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/sys/kernel/{name}"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+}

@@ -1,0 +1,2 @@
+//! Child process for the multi-process tests.
+fn main() {}
