@@ -242,7 +242,9 @@ impl From<Error> for std::io::Error {
         let kind = match e.kind() {
             ErrorKind::PathNotFound | ErrorKind::NotFound => std::io::ErrorKind::NotFound,
             ErrorKind::AlreadyExists => std::io::ErrorKind::AlreadyExists,
-            ErrorKind::PermissionDenied | ErrorKind::ForeignOwner => std::io::ErrorKind::PermissionDenied,
+            ErrorKind::PermissionDenied | ErrorKind::ForeignOwner => {
+                std::io::ErrorKind::PermissionDenied
+            }
             ErrorKind::Timeout => std::io::ErrorKind::TimedOut,
             ErrorKind::InvalidId => std::io::ErrorKind::InvalidInput,
             _ => std::io::ErrorKind::Other,
@@ -277,7 +279,10 @@ mod tests {
             .with_path_id(Path::new("/tmp/x"), b'a')
             .hint("start the creator");
         let s = e.to_string();
-        assert!(s.contains("/tmp/x") && s.contains("'a'") && s.contains("hint: start the creator"), "{s}");
+        assert!(
+            s.contains("/tmp/x") && s.contains("'a'") && s.contains("hint: start the creator"),
+            "{s}"
+        );
         assert_eq!(fmt_id(7), "0x07");
     }
 

@@ -71,7 +71,11 @@ pub(crate) struct Ident {
 impl Ident {
     /// The stored type name, lossily decoded; `"(untyped)"` when empty.
     pub(crate) fn type_name(&self) -> String {
-        let end = self.type_name.iter().position(|&b| b == 0).unwrap_or(TYPE_NAME_LEN);
+        let end = self
+            .type_name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(TYPE_NAME_LEN);
         if end == 0 {
             "(untyped)".to_owned()
         } else {
@@ -149,7 +153,13 @@ impl HeaderPtr {
     pub(crate) fn sync(&self) -> &SyncWords {
         // SAFETY: SYNC_OFFSET + size_of::<SyncWords>() is in bounds (asserted above) and
         // 64-aligned; SyncWords is made of atomics only, which may be shared.
-        unsafe { &*self.0.as_ptr().wrapping_add(SYNC_OFFSET).cast::<SyncWords>() }
+        unsafe {
+            &*self
+                .0
+                .as_ptr()
+                .wrapping_add(SYNC_OFFSET)
+                .cast::<SyncWords>()
+        }
     }
 
     /// The writer mutex.
@@ -176,7 +186,11 @@ impl HeaderPtr {
         // the protocol can only make the copy wrong, which validation catches, never invalid
         // (every byte pattern is a valid `[u8; N]`).
         unsafe {
-            std::ptr::copy_nonoverlapping(self.0.as_ptr().wrapping_add(IDENT_OFFSET), buf.as_mut_ptr(), buf.len());
+            std::ptr::copy_nonoverlapping(
+                self.0.as_ptr().wrapping_add(IDENT_OFFSET),
+                buf.as_mut_ptr(),
+                buf.len(),
+            );
         }
         Ident::read_from_bytes(&buf).expect("buffer has Ident's exact size")
     }
@@ -190,7 +204,11 @@ impl HeaderPtr {
         // SAFETY: in bounds (asserted above); nobody else reads or writes the block yet (the
         // caller's contract); `bytes` is a separate local.
         unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.0.as_ptr().wrapping_add(IDENT_OFFSET), bytes.len());
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.0.as_ptr().wrapping_add(IDENT_OFFSET),
+                bytes.len(),
+            );
         }
     }
 }

@@ -59,7 +59,11 @@ impl Key {
 
     fn derive(path: &Path, id: u8) -> Result<Key> {
         match sys::ftok(path, id) {
-            Ok(raw) => Ok(Key { raw, path: Arc::from(path), id }),
+            Ok(raw) => Ok(Key {
+                raw,
+                path: Arc::from(path),
+                id,
+            }),
             Err(e) => {
                 let err = Error::os("ftok", &e).with_path_id(path, id);
                 Err(match e.raw_os_error() {
@@ -86,7 +90,11 @@ impl Key {
             // from the data key, whose low 24 bits hold the same inode and device bits.
             (self.raw & 0x00ff_ffff) | (i32::from(id) << 24)
         });
-        Key { raw, path: self.path.clone(), id }
+        Key {
+            raw,
+            path: self.path.clone(),
+            id,
+        }
     }
 
     /// The raw `key_t`.
@@ -116,7 +124,12 @@ impl fmt::Display for Key {
 
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Key({self}, {}, {})", self.path.display(), fmt_id(self.id))
+        write!(
+            f,
+            "Key({self}, {}, {})",
+            self.path.display(),
+            fmt_id(self.id)
+        )
     }
 }
 

@@ -12,7 +12,9 @@ use crate::__private::Sealed;
 /// The bounds are the type-level half of the layout check: [`zerocopy::FromBytes`] (any bytes
 /// another process wrote are a valid `Self`) and [`zerocopy::IntoBytes`] (no padding, so no
 /// uninitialised byte is ever published).
-pub trait SharedStruct: Sealed + zerocopy::FromBytes + zerocopy::IntoBytes + Send + Sized + 'static {
+pub trait SharedStruct:
+    Sealed + zerocopy::FromBytes + zerocopy::IntoBytes + Send + Sized + 'static
+{
     /// The key file given as `path = "..."`.
     const PATH: &'static str;
     /// The project id given as `id = 'x'`, in `b'A'..=b'z'`.

@@ -44,13 +44,21 @@ impl Layout {
     /// Untyped bytes, as the original class shared them.
     #[must_use]
     pub const fn untyped(size: usize) -> Layout {
-        Layout { size, fingerprint: 0, type_name: "" }
+        Layout {
+            size,
+            fingerprint: 0,
+            type_name: "",
+        }
     }
 
     /// The layout of a struct annotated with `#[shared_memory]`.
     #[must_use]
     pub const fn of<T: crate::SharedStruct>() -> Layout {
-        Layout { size: std::mem::size_of::<T>(), fingerprint: T::FINGERPRINT, type_name: T::TYPE_NAME }
+        Layout {
+            size: std::mem::size_of::<T>(),
+            fingerprint: T::FINGERPRINT,
+            type_name: T::TYPE_NAME,
+        }
     }
 }
 
@@ -78,7 +86,11 @@ impl Options {
     /// Mode `0o600`, only this user's segments trusted, a 10 s bound on the key lock.
     #[must_use]
     pub fn new() -> Options {
-        Options { mode: 0o600, allowed_uids: Vec::new(), lock_timeout: Duration::from_secs(10) }
+        Options {
+            mode: 0o600,
+            allowed_uids: Vec::new(),
+            lock_timeout: Duration::from_secs(10),
+        }
     }
 
     /// Permission bits for new segments (only `0o666` bits are kept: shared memory is never
@@ -200,9 +212,15 @@ fn check_owner(key: &Key, f: &Found, opts: &Options) -> Result<()> {
         return Ok(());
     }
     let why = if owner_ok {
-        format!("its mode {:#o} is broader than the {:#o} asked for", f.info.mode, opts.mode)
+        format!(
+            "its mode {:#o} is broader than the {:#o} asked for",
+            f.info.mode, opts.mode
+        )
     } else {
-        format!("it is owned by uid {} (created by uid {}), not by uid {me}", f.info.uid, f.info.cuid)
+        format!(
+            "it is owned by uid {} (created by uid {}), not by uid {me}",
+            f.info.uid, f.info.cuid
+        )
     };
     Err(Error::new(ErrorKind::ForeignOwner, format!("refusing segment shmid {}: {why}", f.id))
         .with_key(key)
@@ -283,7 +301,12 @@ impl RawObject {
 
     /// [`create`](Self::create), with `init` filling the data before any other process can
     /// attach (it runs under the key lock, before the header is marked ready).
-    pub(crate) fn create_init(key: &Key, layout: Layout, opts: &Options, init: &dyn Fn(*mut u8)) -> Result<RawObject> {
+    pub(crate) fn create_init(
+        key: &Key,
+        layout: Layout,
+        opts: &Options,
+        init: &dyn Fn(*mut u8),
+    ) -> Result<RawObject> {
         Self::open(key, layout, opts, Intent::Create, Some(init))
     }
 
@@ -298,7 +321,13 @@ impl RawObject {
         Self::open(key, layout, opts, Intent::OpenOrCreate, None)
     }
 
-    fn open(key: &Key, layout: Layout, opts: &Options, intent: Intent, init: Option<&dyn Fn(*mut u8)>) -> Result<RawObject> {
+    fn open(
+        key: &Key,
+        layout: Layout,
+        opts: &Options,
+        intent: Intent,
+        init: Option<&dyn Fn(*mut u8)>,
+    ) -> Result<RawObject> {
         let file = open_key_file(key)?;
         let ckey = key.counter();
         let lock = KeyLock::take(&file, key, opts.lock_timeout)?;
@@ -330,7 +359,14 @@ impl RawObject {
         r.map(|(parts, created)| RawObject::assemble(key, file, &parts, layout.size, created, opts))
     }
 
-    fn assemble(key: &Key, lock_file: File, p: &Parts, len: usize, created: bool, opts: &Options) -> RawObject {
+    fn assemble(
+        key: &Key,
+        lock_file: File,
+        p: &Parts,
+        len: usize,
+        created: bool,
+        opts: &Options,
+    ) -> RawObject {
         RawObject {
             key: key.clone(),
             lock_file,
@@ -347,9 +383,16 @@ impl RawObject {
     }
 
     /// Under the key lock, with no segment under either key.
-    fn create_locked(key: &Key, ckey: &Key, layout: Layout, opts: &Options, init: Option<&dyn Fn(*mut u8)>) -> Result<(Parts, bool)> {
+    fn create_locked(
+        key: &Key,
+        ckey: &Key,
+        layout: Layout,
+        opts: &Options,
+        init: Option<&dyn Fn(*mut u8)>,
+    ) -> Result<(Parts, bool)> {
         let flags = libc::IPC_CREAT | libc::IPC_EXCL | opts.mode as i32;
-        let data_id = sys::shmget(key.raw(), layout.size, flags).map_err(|e| create_error(key, layout.size, &e))?;
+        let data_id = sys::shmget(key.raw(), layout.size, flags)
+            .map_err(|e| create_error(key, layout.size, &e))?;
         let counter_size = HEADER_SIZE + layout.size;
         let counter_id = match sys::shmget(ckey.raw(), counter_size, flags) {
             Ok(id) => id,
@@ -363,7 +406,8 @@ impl RawObject {
             let _ = sys::shm_remove(counter_id);
             err
         };
-        let counter = sys::shmat(counter_id).map_err(|e| undo(Error::os("shmat (counter segment)", &e).with_key(ckey)))?;
+        let counter = sys::shmat(counter_id)
+            .map_err(|e| undo(Error::os("shmat (counter segment)", &e).with_key(ckey)))?;
         let data = match sys::shmat(data_id) {
             Ok(p) => p,
             Err(e) => {
@@ -375,9 +419,13 @@ impl RawObject {
         // SAFETY: the counter mapping is HEADER_SIZE + size bytes, page-aligned, and stays
         // mapped until the RawObject built from these parts detaches it.
         let header = unsafe { HeaderPtr::new(counter) };
-        header.state().store(header::STATE_INITIALISING, Ordering::Relaxed);
+        header
+            .state()
+            .store(header::STATE_INITIALISING, Ordering::Relaxed);
         let me = sys::getpid();
-        let file = File::open(key.path()).and_then(|f| sys::file_identity(&f)).unwrap_or((0, 0));
+        let file = File::open(key.path())
+            .and_then(|f| sys::file_identity(&f))
+            .unwrap_or((0, 0));
         let ident = Ident {
             magic: MAGIC,
             version: FORMAT_VERSION,
@@ -390,7 +438,9 @@ impl RawObject {
             creator_start: sys::process_start_time(me),
             key_dev: file.0,
             key_ino: file.1,
-            created_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            created_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
             flags: 0,
             type_name: Ident::encode_type_name(layout.type_name),
         };
@@ -411,11 +461,28 @@ impl RawObject {
         header.count().store(1, Ordering::Relaxed);
         // Release: pairs with the Acquire load in `attach`, publishing every header byte.
         header.state().store(header::STATE_READY, Ordering::Release);
-        Ok((Parts { data_id, counter_id, data, counter, header, ident }, true))
+        Ok((
+            Parts {
+                data_id,
+                counter_id,
+                data,
+                counter,
+                header,
+                ident,
+            },
+            true,
+        ))
     }
 
     /// Under the key lock, with at least one segment present.
-    fn attach(key: &Key, ckey: &Key, data: Option<Found>, counter: Option<Found>, layout: Layout, opts: &Options) -> Result<(Parts, bool)> {
+    fn attach(
+        key: &Key,
+        ckey: &Key,
+        data: Option<Found>,
+        counter: Option<Found>,
+        layout: Layout,
+        opts: &Options,
+    ) -> Result<(Parts, bool)> {
         let (Some(d), Some(c)) = (data, counter) else {
             let missing = if data.is_none() { "data" } else { "counter" };
             if stale(data) && stale(counter) {
@@ -439,11 +506,18 @@ impl RawObject {
                 .hint("it was created by a program following the original protocol, or another application uses this key: start a smobject process first, or pick another id"));
         }
         if d.info.size < layout.size {
-            return Err(Error::new(ErrorKind::SizeMismatch, format!("the data segment has {} bytes, {} were asked for", d.info.size, layout.size))
-                .with_key(key)
-                .hint("both sides must share the same struct; rebuild the older one"));
+            return Err(Error::new(
+                ErrorKind::SizeMismatch,
+                format!(
+                    "the data segment has {} bytes, {} were asked for",
+                    d.info.size, layout.size
+                ),
+            )
+            .with_key(key)
+            .hint("both sides must share the same struct; rebuild the older one"));
         }
-        let counter_ptr = sys::shmat(c.id).map_err(|e| Error::os("shmat (counter segment)", &e).with_key(ckey))?;
+        let counter_ptr = sys::shmat(c.id)
+            .map_err(|e| Error::os("shmat (counter segment)", &e).with_key(ckey))?;
         // SAFETY: the mapping has at least HEADER_SIZE bytes (checked above) and is page-aligned;
         // it stays mapped until we detach it below or in RawObject's Drop.
         let header = unsafe { HeaderPtr::new(counter_ptr) };
@@ -463,17 +537,34 @@ impl RawObject {
                 let _ = remove_pair(data, counter);
                 return Err(e);
             }
-            return Err(detach_counter(Error::new(ErrorKind::NotAnObject, format!("the header's init state is {state}, not ready")).with_key(ckey)));
+            return Err(detach_counter(
+                Error::new(
+                    ErrorKind::NotAnObject,
+                    format!("the header's init state is {state}, not ready"),
+                )
+                .with_key(ckey),
+            ));
         }
         if let Err(e) = validate(key, &ident, &d, &c, layout) {
             return Err(detach_counter(e));
         }
-        let data_ptr = sys::shmat(d.id).map_err(|e| detach_counter(Error::os("shmat (data segment)", &e).with_key(key)))?;
+        let data_ptr = sys::shmat(d.id)
+            .map_err(|e| detach_counter(Error::os("shmat (data segment)", &e).with_key(key)))?;
         // The count follows the kernel: we are attached now, so nattch includes us.
         let nattch = sys::shm_stat(d.id).map_or(d.info.nattch + 1, |i| i.nattch);
         header.count().fetch_add(1, Ordering::Relaxed);
         repair_count(header, nattch);
-        Ok((Parts { data_id: d.id, counter_id: c.id, data: data_ptr, counter: counter_ptr, header, ident }, false))
+        Ok((
+            Parts {
+                data_id: d.id,
+                counter_id: c.id,
+                data: data_ptr,
+                counter: counter_ptr,
+                header,
+                ident,
+            },
+            false,
+        ))
     }
 
     /// The key.
@@ -585,12 +676,22 @@ fn validate(key: &Key, ident: &Ident, d: &Found, c: &Found, layout: Layout) -> R
     }
     let data_size = usize::try_from(ident.data_size).unwrap_or(usize::MAX);
     if data_size > d.info.size || c.info.size < HEADER_SIZE.saturating_add(data_size) {
-        return Err(Error::new(ErrorKind::NotAnObject, format!("the header records {} data bytes but the segments have {} and {}: corrupt header", ident.data_size, d.info.size, c.info.size))
-            .with_key(key)
-            .hint("remove the pair (`smobject rm`) once its processes stopped, and create it again"));
+        return Err(Error::new(
+            ErrorKind::NotAnObject,
+            format!(
+                "the header records {} data bytes but the segments have {} and {}: corrupt header",
+                ident.data_size, d.info.size, c.info.size
+            ),
+        )
+        .with_key(key)
+        .hint("remove the pair (`smobject rm`) once its processes stopped, and create it again"));
     }
-    if let Some((dev, ino)) = File::open(key.path()).ok().and_then(|f| sys::file_identity(&f).ok()) {
-        if (ident.key_dev, ident.key_ino) != (dev, ino) && (ident.key_dev, ident.key_ino) != (0, 0) {
+    if let Some((dev, ino)) = File::open(key.path())
+        .ok()
+        .and_then(|f| sys::file_identity(&f).ok())
+    {
+        if (ident.key_dev, ident.key_ino) != (dev, ino) && (ident.key_dev, ident.key_ino) != (0, 0)
+        {
             return Err(Error::new(ErrorKind::KeyCollision, format!("the object was made for another key file (device {} inode {}; this one is device {dev} inode {ino})", ident.key_dev, ident.key_ino))
                 .with_key(key)
                 .hint("two key files give the same ftok key, or the key file was deleted and re-created: use one key file, never re-create it while objects live, or pick another id"));
@@ -602,12 +703,25 @@ fn validate(key: &Key, ident: &Ident, d: &Found, c: &Found, layout: Layout) -> R
             .hint("every process must use the same struct definition: rebuild the stale one, or use another id for the other type"));
     }
     if layout.fingerprint != 0 && data_size != layout.size {
-        return Err(Error::new(ErrorKind::SizeMismatch, format!("the object holds {data_size} bytes, {} were asked for", layout.size)).with_key(key));
+        return Err(Error::new(
+            ErrorKind::SizeMismatch,
+            format!(
+                "the object holds {data_size} bytes, {} were asked for",
+                layout.size
+            ),
+        )
+        .with_key(key));
     }
     if layout.size > data_size {
-        return Err(Error::new(ErrorKind::SizeMismatch, format!("the object holds {data_size} bytes, {} were asked for", layout.size))
-            .with_key(key)
-            .hint("ask for at most the creator's size"));
+        return Err(Error::new(
+            ErrorKind::SizeMismatch,
+            format!(
+                "the object holds {data_size} bytes, {} were asked for",
+                layout.size
+            ),
+        )
+        .with_key(key)
+        .hint("ask for at most the creator's size"));
     }
     Ok(())
 }
@@ -671,8 +785,14 @@ pub fn remove_stale_with(key: &Key, opts: &Options) -> Result<bool> {
         return Ok(false);
     }
     if !(stale(data) && stale(counter)) {
-        let n = data.map_or(0, |d| d.info.nattch).max(counter.map_or(0, |c| c.info.nattch));
-        return Err(Error::new(ErrorKind::InUse, format!("{n} process(es) are attached")).with_key(key).hint("stop them first; the last one to detach frees the object"));
+        let n = data
+            .map_or(0, |d| d.info.nattch)
+            .max(counter.map_or(0, |c| c.info.nattch));
+        return Err(
+            Error::new(ErrorKind::InUse, format!("{n} process(es) are attached"))
+                .with_key(key)
+                .hint("stop them first; the last one to detach frees the object"),
+        );
     }
     for f in data.iter().chain(counter.iter()) {
         check_owner(key, f, opts)?;

@@ -55,8 +55,16 @@ unsafe impl<T: SharedStruct> Sync for Shared<T> {}
 
 impl<T: SharedStruct> Shared<T> {
     fn wrap(object: RawObject) -> Shared<T> {
-        let region = Region { header: *object.header(), data: object.as_ptr(), len: std::mem::size_of::<T>() };
-        Shared { object, region, _t: PhantomData }
+        let region = Region {
+            header: *object.header(),
+            data: object.as_ptr(),
+            len: std::mem::size_of::<T>(),
+        };
+        Shared {
+            object,
+            region,
+            _t: PhantomData,
+        }
     }
 
     fn options() -> Options {
@@ -202,7 +210,10 @@ impl<T: SharedStruct> Shared<T> {
     pub fn write<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let mut guard = match self.lock() {
             Ok(g) => g,
-            Err(e) => panic!("smobject: cannot take the writer lock of {}: {e}", self.key()),
+            Err(e) => panic!(
+                "smobject: cannot take the writer lock of {}: {e}",
+                self.key()
+            ),
         };
         f(&mut guard)
     }
@@ -230,8 +241,15 @@ impl<T: SharedStruct> Shared<T> {
     }
 
     fn lock_until(&self, deadline: Option<Instant>) -> Result<WriteGuard<'_, T>> {
-        let state = self.region.begin_write(deadline).map_err(|e| e.with_key(self.key()))?;
-        Ok(WriteGuard { shared: self, state, _not_send: PhantomData })
+        let state = self
+            .region
+            .begin_write(deadline)
+            .map_err(|e| e.with_key(self.key()))?;
+        Ok(WriteGuard {
+            shared: self,
+            state,
+            _not_send: PhantomData,
+        })
     }
 
     /// Blocks until the version is greater than `seen` (a value from
@@ -241,7 +259,9 @@ impl<T: SharedStruct> Shared<T> {
     /// # Errors
     /// [`Timeout`](crate::ErrorKind::Timeout) if `timeout` passes first.
     pub fn wait_for_update(&self, seen: u64, timeout: Option<Duration>) -> Result<u64> {
-        self.region.wait_for_update(seen, timeout).map_err(|e| e.with_key(self.key()))
+        self.region
+            .wait_for_update(seen, timeout)
+            .map_err(|e| e.with_key(self.key()))
     }
 
     /// How many times a writer that died holding the lock had its write rolled back.
@@ -300,7 +320,9 @@ impl<T: SharedStruct> DerefMut for WriteGuard<'_, T> {
 
 impl<T: SharedStruct> Drop for WriteGuard<'_, T> {
     fn drop(&mut self) {
-        self.shared.region.end_write(&self.state, std::thread::panicking());
+        self.shared
+            .region
+            .end_write(&self.state, std::thread::panicking());
     }
 }
 

@@ -43,7 +43,13 @@ impl SMObject {
     /// Remembers the key file, project id (`b'A'..=b'z'`) and size. No system call, like the
     /// original constructor.
     pub fn new(path: impl AsRef<Path>, proj_id: u8, size: usize) -> SMObject {
-        SMObject { path: path.as_ref().to_path_buf(), proj_id, size, options: Options::new(), object: None }
+        SMObject {
+            path: path.as_ref().to_path_buf(),
+            proj_id,
+            size,
+            options: Options::new(),
+            object: None,
+        }
     }
 
     /// Changes the key file and id before the segments are opened.
@@ -75,7 +81,11 @@ impl SMObject {
             return Ok(());
         }
         let key = Key::from_path(&self.path, self.proj_id)?;
-        self.object = Some(RawObject::open_or_create(&key, Layout::untyped(self.size), &self.options)?);
+        self.object = Some(RawObject::open_or_create(
+            &key,
+            Layout::untyped(self.size),
+            &self.options,
+        )?);
         Ok(())
     }
 
@@ -91,14 +101,20 @@ impl SMObject {
             return Ok(());
         }
         let key = Key::from_path(&self.path, self.proj_id)?;
-        self.object = Some(RawObject::access(&key, Layout::untyped(self.size), &self.options)?);
+        self.object = Some(RawObject::access(
+            &key,
+            Layout::untyped(self.size),
+            &self.options,
+        )?);
         Ok(())
     }
 
     /// The start of the shared data, or null before `shm_create`/`shm_access`.
     #[must_use]
     pub fn as_ptr(&self) -> *mut u8 {
-        self.object.as_ref().map_or(std::ptr::null_mut(), RawObject::as_ptr)
+        self.object
+            .as_ref()
+            .map_or(std::ptr::null_mut(), RawObject::as_ptr)
     }
 
     /// The size in bytes.

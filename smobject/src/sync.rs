@@ -67,7 +67,11 @@ impl Region {
     /// # Safety
     /// `dst` must be valid for `len` bytes of writes; the region's pointers must be live.
     pub(crate) unsafe fn read(&self, dst: *mut u8) {
-        let spins = if self.len >= LARGE { SPINS_LARGE } else { SPINS_SMALL };
+        let spins = if self.len >= LARGE {
+            SPINS_LARGE
+        } else {
+            SPINS_SMALL
+        };
         loop {
             for _ in 0..spins {
                 // SAFETY: forwarded from the caller.
@@ -118,15 +122,15 @@ impl Region {
         let deadline = SystemTime::now() + READ_LOCK_SLICE;
         // SAFETY: the mutex lives in the mapped header.
         if let Ok(Some(how)) = unsafe { sys::mutex_lock(self.header.mutex(), Some(deadline)) } {
-                if how == Locked::OwnerDied {
-                    self.recover();
-                }
-                // Release: the writer's grace loop acquires it.
-                s.read_ack.fetch_add(1, Ordering::Release);
-                // SAFETY: we hold the writer lock, so `seq` is even and nobody writes the
-                // data; `dst` is valid for `len` bytes.
-                unsafe { std::ptr::copy_nonoverlapping(self.data, dst, self.len) };
-                // SAFETY: we hold the mutex.
+            if how == Locked::OwnerDied {
+                self.recover();
+            }
+            // Release: the writer's grace loop acquires it.
+            s.read_ack.fetch_add(1, Ordering::Release);
+            // SAFETY: we hold the writer lock, so `seq` is even and nobody writes the
+            // data; `dst` is valid for `len` bytes.
+            unsafe { std::ptr::copy_nonoverlapping(self.data, dst, self.len) };
+            // SAFETY: we hold the mutex.
             unsafe { sys::mutex_unlock(self.header.mutex()) };
             return true;
         }
@@ -173,7 +177,8 @@ impl Region {
         self.let_readers_in();
         let m = self.header.mutex();
         let locked = loop {
-            let wall = deadline.map(|d| SystemTime::now() + d.saturating_duration_since(Instant::now()));
+            let wall =
+                deadline.map(|d| SystemTime::now() + d.saturating_duration_since(Instant::now()));
             // SAFETY: the mutex lives in the mapped header.
             match unsafe { sys::mutex_lock(m, wall) } {
                 Ok(Some(l)) => break l,
@@ -238,7 +243,8 @@ impl Region {
         while pending(s) {
             if start.elapsed() > READER_GRACE {
                 // A reader died between asking and being served: forget it.
-                s.read_ack.store(s.read_req.load(Ordering::Relaxed), Ordering::Relaxed);
+                s.read_ack
+                    .store(s.read_req.load(Ordering::Relaxed), Ordering::Relaxed);
                 return;
             }
             std::thread::yield_now();
@@ -264,7 +270,13 @@ impl Region {
                 if v > seen {
                     return Ok(v);
                 }
-                return Err(Error::new(ErrorKind::Timeout, format!("no update past version {seen} within {:?}", timeout.unwrap_or_default())));
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "no update past version {seen} within {:?}",
+                        timeout.unwrap_or_default()
+                    ),
+                ));
             }
             // SAFETY: `epoch` is a live, aligned u32 in the shared header.
             unsafe { sys::futex_wait(s.epoch.as_ptr(), e, left) };

@@ -24,7 +24,8 @@ fn ret(r: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 fn c_path(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
 /// `ftok(path, id)`.
@@ -179,7 +180,10 @@ pub(crate) fn process_start_time(pid: i32) -> u64 {
         return 0;
     };
     // `rest` starts at field 3; field 22 is the 20th from there.
-    rest.split_ascii_whitespace().nth(19).and_then(|s| s.parse().ok()).unwrap_or(0)
+    rest.split_ascii_whitespace()
+        .nth(19)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 /// 64 random bits from the kernel, or a mix of time and pid where `getrandom` is missing.
@@ -234,7 +238,11 @@ pub(crate) unsafe fn futex_wake_all(word: *const u32) {
 /// None beyond the Linux version's, kept for one signature.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub(crate) unsafe fn futex_wait(_word: *const u32, _expected: u32, timeout: Option<Duration>) {
-    std::thread::sleep(timeout.unwrap_or(Duration::from_millis(1)).min(Duration::from_millis(1)));
+    std::thread::sleep(
+        timeout
+            .unwrap_or(Duration::from_millis(1))
+            .min(Duration::from_millis(1)),
+    );
 }
 
 /// Portable fallback: waiters poll, nothing to wake.
@@ -257,9 +265,13 @@ pub(crate) unsafe fn mutex_init(m: *mut libc::pthread_mutex_t) -> io::Result<()>
     // SAFETY: `a` was initialised above.
     let r = check(unsafe { libc::pthread_mutexattr_setpshared(a, libc::PTHREAD_PROCESS_SHARED) })
         // SAFETY: as above.
-        .and_then(|()| check(unsafe { libc::pthread_mutexattr_setrobust(a, libc::PTHREAD_MUTEX_ROBUST) }))
+        .and_then(|()| {
+            check(unsafe { libc::pthread_mutexattr_setrobust(a, libc::PTHREAD_MUTEX_ROBUST) })
+        })
         // SAFETY: as above.
-        .and_then(|()| check(unsafe { libc::pthread_mutexattr_settype(a, libc::PTHREAD_MUTEX_ERRORCHECK) }))
+        .and_then(|()| {
+            check(unsafe { libc::pthread_mutexattr_settype(a, libc::PTHREAD_MUTEX_ERRORCHECK) })
+        })
         // SAFETY: `a` is initialised; the caller guarantees `m` is ours to initialise.
         .and_then(|()| check(unsafe { libc::pthread_mutex_init(m, a) }));
     // SAFETY: `a` is initialised and no longer needed.

@@ -1,2 +1,253 @@
-//! Support code shared by smobject's integration tests: key files that clean up after themselves,
-//! and a driver for the `smo-helper` child process.
+//! Support code shared by smobject's integration tests: key files that remove themselves and
+//! every segment made under them (even when a test panics), and a driver for `smo-helper`
+//! child processes with a bound on every wait.
+#![allow(clippy::missing_panics_doc, clippy::must_use_candidate)]
+
+use std::cell::RefCell;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+/// How long any single wait on a child may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A unique, world-readable key file. On drop, removes every segment under the ids it handed
+/// out (data and counter keys) and the file.
+pub struct KeyFile {
+    path: PathBuf,
+    ids: RefCell<Vec<u8>>,
+}
+
+impl KeyFile {
+    /// A fresh file under the system temp dir, named after `name`.
+    pub fn new(name: &str) -> KeyFile {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "smobject-test-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, b"smobject test key file\n").unwrap();
+        // Readable by the unprivileged child of the permission tests.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        KeyFile {
+            path,
+            ids: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The path as a string for command lines.
+    pub fn arg(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// The key for `id`, registered for clean-up.
+    pub fn key(&self, id: u8) -> smobject::Key {
+        self.ids.borrow_mut().push(id);
+        smobject::Key::from_path(&self.path, id).unwrap()
+    }
+
+    /// `(data shmid, counter shmid)` currently under `id`'s keys.
+    pub fn segments(&self, id: u8) -> (Option<i32>, Option<i32>) {
+        let k = self.key(id);
+        (shmid(k.raw()), shmid(k.counter().raw()))
+    }
+
+    /// Whether no segment exists under `id`'s keys.
+    pub fn is_clean(&self, id: u8) -> bool {
+        self.segments(id) == (None, None)
+    }
+}
+
+impl Drop for KeyFile {
+    fn drop(&mut self) {
+        for &id in self.ids.borrow().iter() {
+            if let Ok(k) = smobject::Key::from_path(&self.path, id) {
+                for raw in [k.raw(), k.counter().raw()] {
+                    if let Some(id) = shmid(raw) {
+                        // SAFETY: IPC_RMID takes no buffer.
+                        unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+                    }
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The shmid under `key`, if any.
+pub fn shmid(key: i32) -> Option<i32> {
+    // SAFETY: shmget takes no pointers.
+    let id = unsafe { libc::shmget(key, 0, 0) };
+    (id >= 0).then_some(id)
+}
+
+/// `shm_nattch` of a segment.
+pub fn nattch(shmid: i32) -> u64 {
+    let mut ds = std::mem::MaybeUninit::<libc::shmid_ds>::zeroed();
+    // SAFETY: `ds` is writable storage for the struct IPC_STAT fills.
+    let r = unsafe { libc::shmctl(shmid, libc::IPC_STAT, ds.as_mut_ptr()) };
+    assert_eq!(r, 0, "IPC_STAT: {}", std::io::Error::last_os_error());
+    // SAFETY: zero-initialised and filled by IPC_STAT.
+    #[allow(clippy::unnecessary_cast)]
+    let n = unsafe { ds.assume_init() }.shm_nattch as u64;
+    n
+}
+
+/// The `smo-helper` binary: next to the test executable's `deps/` folder (cargo builds it for
+/// the `tests` crate's integration tests).
+pub fn helper_exe() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    dir.join("smo-helper")
+}
+
+/// A running `smo-helper`, driven line by line. Killed on drop.
+pub struct Helper {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+}
+
+impl Helper {
+    /// Starts `smo-helper ARGS...`.
+    pub fn spawn(args: &[&str]) -> Helper {
+        let mut child = Command::new(helper_exe())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning smo-helper");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Helper {
+            child,
+            stdin,
+            lines: rx,
+        }
+    }
+
+    /// A `worker` on `(key file, id, size)`.
+    pub fn worker(kf: &KeyFile, id: u8, size: usize) -> Helper {
+        kf.key(id);
+        Helper::spawn(&[
+            "worker",
+            &kf.arg(),
+            &(id as char).to_string(),
+            &size.to_string(),
+        ])
+    }
+
+    /// Sends `cmd`, returns the reply line.
+    pub fn cmd(&mut self, cmd: &str) -> String {
+        self.send(cmd);
+        self.line()
+    }
+
+    /// Sends `cmd` without waiting for the reply.
+    pub fn send(&mut self, cmd: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{cmd}")
+            .and_then(|()| stdin.flush())
+            .expect("writing to helper");
+    }
+
+    /// Sends `cmd` and asserts the reply starts with `ok`; returns the rest.
+    pub fn ok(&mut self, cmd: &str) -> String {
+        let r = self.cmd(cmd);
+        assert!(r.starts_with("ok"), "`{cmd}` answered {r:?}");
+        r.trim_start_matches("ok").trim().to_owned()
+    }
+
+    /// The next line the helper prints, waiting at most [`WAIT`].
+    pub fn line(&mut self) -> String {
+        self.lines
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|e| panic!("no answer from helper within {WAIT:?}: {e}"))
+    }
+
+    /// The next line if one arrives within `d`.
+    pub fn try_line(&mut self, d: Duration) -> Option<String> {
+        self.lines.recv_timeout(d).ok()
+    }
+
+    /// The pid.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Sends `SIGKILL` and reaps the process; asserts it died by that signal.
+    pub fn kill(mut self) {
+        self.sigkill();
+        let st = self.wait();
+        assert_eq!(
+            st.signal(),
+            Some(libc::SIGKILL),
+            "helper exited otherwise: {st:?}"
+        );
+    }
+
+    fn sigkill(&mut self) {
+        // SAFETY: kill takes no pointers; the child is ours and not yet reaped.
+        unsafe { libc::kill(self.pid(), libc::SIGKILL) };
+    }
+
+    /// Closes stdin and waits for the exit, at most [`WAIT`].
+    pub fn wait(&mut self) -> ExitStatus {
+        self.stdin = None;
+        let start = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                return st;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "helper {} did not exit within {WAIT:?}",
+                self.pid()
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// The exit status if it has exited.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("try_wait")
+    }
+
+    /// Asks a worker to exit and asserts it exited with 0.
+    pub fn exit(mut self) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        let _ = writeln!(stdin, "exit");
+        let st = self.wait();
+        assert!(st.success(), "helper exited with {st:?}");
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.sigkill();
+            let _ = self.child.wait();
+        }
+    }
+}
