@@ -262,18 +262,16 @@ pub(crate) unsafe fn mutex_init(m: *mut libc::pthread_mutex_t) -> io::Result<()>
     // SAFETY: `attr` is writable storage for the attribute object.
     check(unsafe { libc::pthread_mutexattr_init(attr.as_mut_ptr()) })?;
     let a = attr.as_mut_ptr();
-    // SAFETY: `a` was initialised above.
-    let r = check(unsafe { libc::pthread_mutexattr_setpshared(a, libc::PTHREAD_PROCESS_SHARED) })
+    let r = (|| {
+        // SAFETY: `a` was initialised above.
+        check(unsafe { libc::pthread_mutexattr_setpshared(a, libc::PTHREAD_PROCESS_SHARED) })?;
         // SAFETY: as above.
-        .and_then(|()| {
-            check(unsafe { libc::pthread_mutexattr_setrobust(a, libc::PTHREAD_MUTEX_ROBUST) })
-        })
+        check(unsafe { libc::pthread_mutexattr_setrobust(a, libc::PTHREAD_MUTEX_ROBUST) })?;
         // SAFETY: as above.
-        .and_then(|()| {
-            check(unsafe { libc::pthread_mutexattr_settype(a, libc::PTHREAD_MUTEX_ERRORCHECK) })
-        })
+        check(unsafe { libc::pthread_mutexattr_settype(a, libc::PTHREAD_MUTEX_ERRORCHECK) })?;
         // SAFETY: `a` is initialised; the caller guarantees `m` is ours to initialise.
-        .and_then(|()| check(unsafe { libc::pthread_mutex_init(m, a) }));
+        check(unsafe { libc::pthread_mutex_init(m, a) })
+    })();
     // SAFETY: `a` is initialised and no longer needed.
     unsafe { libc::pthread_mutexattr_destroy(a) };
     r

@@ -3,6 +3,8 @@
 //! child processes with a bound on every wait.
 #![allow(clippy::missing_panics_doc, clippy::must_use_candidate)]
 
+pub mod structs;
+
 use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;

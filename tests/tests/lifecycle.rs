@@ -289,8 +289,8 @@ fn garbage_header_is_a_typed_error_not_a_crash() {
     unsafe {
         p.wrapping_add(16)
             .cast::<u32>()
-            .write_unaligned(smobject::FORMAT_VERSION)
-    };
+            .write_unaligned(smobject::FORMAT_VERSION);
+    }
     // SAFETY: header size at offset 20.
     unsafe { p.wrapping_add(20).cast::<u32>().write_unaligned(512) };
     // SAFETY: data size at offset 24.

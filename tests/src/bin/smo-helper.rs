@@ -12,6 +12,7 @@
 //!   careless or hostile program would, and exits.
 //! - `legacy-create PATH ID SIZE STATE`: creates both segments raw with an all-zero (or
 //!   `STATE`) header and nobody attached: what a creator killed mid-initialisation leaves.
+//! - `t-*`: typed roles on the structs of `tests::structs`, see the `typed` module.
 #![allow(clippy::missing_panics_doc)]
 
 use std::io::{BufRead, Write};
@@ -31,6 +32,7 @@ fn main() {
         "churn" => churn(&args[1..]),
         "squat" => squat(&args[1..]),
         "legacy-create" => legacy_create(&args[1..]),
+        role if role.starts_with("t-") => typed::run(role, &args[1..]),
         _ => {
             eprintln!("smo-helper: unknown role {role:?}");
             2
@@ -104,7 +106,7 @@ fn worker(args: &[String]) -> i32 {
                         bytes.as_ptr(),
                         o.as_ptr().wrapping_add(off),
                         bytes.len(),
-                    )
+                    );
                 };
                 "ok".to_owned()
             }),
@@ -118,7 +120,7 @@ fn worker(args: &[String]) -> i32 {
                         o.as_ptr().wrapping_add(off),
                         buf.as_mut_ptr(),
                         len,
-                    )
+                    );
                 };
                 format!("ok {}", to_hex(&buf))
             }),
@@ -174,7 +176,7 @@ fn churn(args: &[String]) -> i32 {
                 unsafe {
                     o.as_ptr()
                         .wrapping_add((seed % 4096) as usize)
-                        .write_volatile(seed as u8)
+                        .write_volatile(seed as u8);
                 };
                 std::thread::sleep(Duration::from_micros(seed % 1500));
             }
@@ -230,4 +232,187 @@ fn from_hex(s: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
         .collect()
+}
+
+/// Roles on typed objects (`Shared<T>`). Each takes `PATH ID` first.
+mod typed {
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+
+    use smobject::Shared;
+    use tests::structs::{v2, Big, Counter, Telemetry, Words};
+
+    fn arg<T: std::str::FromStr>(args: &[String], i: usize) -> T {
+        args.get(i)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("argument {i} missing or bad: {args:?}"))
+    }
+
+    fn id(args: &[String]) -> u8 {
+        args[1].as_bytes()[0]
+    }
+
+    fn wait_stdin_line() {
+        let mut l = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut l);
+    }
+
+    fn report<T>(r: smobject::Result<T>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                println!("err {:?} {e}", e.kind());
+                None
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_lines)] // one arm per role, each short
+    pub(super) fn run(role: &str, a: &[String]) -> i32 {
+        let path = a[0].as_str();
+        match role {
+            // Creates a Telemetry, writes known values, says `ok`, holds it until a stdin line.
+            "t-produce" => {
+                let Some(p) = report(Shared::<Telemetry>::create_at(path, id(a))) else {
+                    return 1;
+                };
+                p.write(|t| {
+                    t.seq = 42;
+                    t.pos = [1.5, -2.5, 3.25];
+                    t.status = 7;
+                });
+                println!("ok");
+                wait_stdin_line();
+            }
+            // Accesses a Telemetry and prints it.
+            "t-consume" => {
+                let Some(c) = report(Shared::<Telemetry>::access_at(path, id(a))) else {
+                    return 0;
+                };
+                let t = c.read();
+                println!("ok {} {:?} {} v{}", t.seq, t.pos, t.status, c.version());
+            }
+            // Accesses with the other build of Telemetry.
+            "t-consume-v2" => {
+                if let Some(c) = report(Shared::<v2::Telemetry>::access_at(path, id(a))) {
+                    println!("ok {:?}", c.read());
+                }
+            }
+            // Writes Words with all words equal to 1, 2, 3, ... flat out until killed (or N).
+            "t-writer" => {
+                let Some(w) = report(Shared::<Words>::open_or_create_at(path, id(a))) else {
+                    return 1;
+                };
+                let n: u64 = a.get(2).and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
+                println!("ok");
+                for i in 1..=n {
+                    w.write(|v| v.words = [i; 32]);
+                }
+            }
+            // Reads Words N times; counts torn values and distinct versions.
+            "t-reader" => {
+                let Some(r) = report(Shared::<Words>::access_at(path, id(a))) else {
+                    return 1;
+                };
+                let n: u64 = arg(a, 2);
+                let (mut torn, mut changes, mut last) = (0u64, 0u64, 0u64);
+                for _ in 0..n {
+                    let v = r.read();
+                    if v.words.iter().any(|&x| x != v.words[0]) {
+                        torn += 1;
+                    }
+                    if v.words[0] != last {
+                        changes += 1;
+                        last = v.words[0];
+                    }
+                }
+                println!("ok {torn} {changes}");
+            }
+            // Increments Counter N times.
+            "t-inc" => {
+                let Some(c) = report(Shared::<Counter>::open_or_create_at(path, id(a))) else {
+                    return 1;
+                };
+                println!("ok");
+                wait_stdin_line();
+                let n: u64 = arg(a, 2);
+                for _ in 0..n {
+                    c.write(|c| c.n += 1);
+                }
+                println!("done");
+                wait_stdin_line();
+            }
+            // Takes the lock, half-writes Words with 0xdead, says `inside`, sleeps until killed.
+            "t-die-in-write" => {
+                let Some(w) = report(Shared::<Words>::access_at(path, id(a))) else {
+                    return 1;
+                };
+                let mut g = match w.lock() {
+                    Ok(g) => g,
+                    Err(e) => {
+                        println!("err {e}");
+                        return 1;
+                    }
+                };
+                g.words[..16].fill(0xdead);
+                println!("inside");
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+            // Waits for a version > SEEN, at most MS milliseconds.
+            "t-wait" => {
+                let Some(w) = report(Shared::<Counter>::access_at(path, id(a))) else {
+                    return 1;
+                };
+                let seen: u64 = arg(a, 2);
+                let ms: u64 = arg(a, 3);
+                println!("waiting");
+                let start = Instant::now();
+                match w.wait_for_update(seen, Some(Duration::from_millis(ms))) {
+                    Ok(v) => println!("ok {v} {} {}", w.read().n, start.elapsed().as_millis()),
+                    Err(e) => println!("err {:?} {}", e.kind(), start.elapsed().as_millis()),
+                }
+            }
+            // Back-to-back 1 MiB writes until killed.
+            "t-big-writer" => {
+                let Some(w) = report(Shared::<Big>::open_or_create_at(path, id(a))) else {
+                    return 1;
+                };
+                println!("ok");
+                for i in 1u64.. {
+                    w.write(|b| b.words.fill(i));
+                }
+            }
+            // Counts consistent 1 MiB snapshots for MS milliseconds.
+            "t-big-reader" => {
+                let Some(r) = report(Shared::<Big>::access_at(path, id(a))) else {
+                    return 1;
+                };
+                let ms: u64 = arg(a, 2);
+                let mut buf: Box<Big> = Box::new(zeroed());
+                let (mut snaps, mut torn, mut distinct, mut last) = (0u64, 0u64, 0u64, u64::MAX);
+                let start = Instant::now();
+                while start.elapsed() < Duration::from_millis(ms) {
+                    r.read_into(&mut buf);
+                    snaps += 1;
+                    if buf.words.iter().any(|&x| x != buf.words[0]) {
+                        torn += 1;
+                    }
+                    if buf.words[0] != last {
+                        distinct += 1;
+                        last = buf.words[0];
+                    }
+                }
+                println!("ok {snaps} {torn} {distinct}");
+            }
+            _ => {
+                eprintln!("smo-helper: unknown role {role}");
+                return 2;
+            }
+        }
+        0
+    }
+
+    fn zeroed<T: smobject::__private::zerocopy::FromZeros>() -> T {
+        T::new_zeroed()
+    }
 }

@@ -1,0 +1,299 @@
+//! The pipeline (parse, check, generate) and the generated code.
+//!
+//! On any error the user's item is emitted unchanged followed by one `compile_error!` per
+//! error, so the struct still exists and the rest of the user's code does not cascade into
+//! "cannot find type" errors.
+
+use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
+use quote::{quote, quote_spanned, ToTokens};
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
+use syn::{Item, ItemStruct, LitByte, LitInt, LitStr};
+
+use crate::args::{self, Configuration};
+use crate::check::{self, Errors};
+
+/// Expands `#[shared_memory(args)] item`.
+pub(crate) fn shared_memory(args: TokenStream, item: &TokenStream) -> TokenStream {
+    let config = args::parse(args);
+    let parsed = syn::parse2::<Item>(item.clone());
+    let checked = match &parsed {
+        Ok(parsed) => check::item(parsed),
+        Err(error) => Err(error.clone()),
+    };
+    match (config, checked) {
+        (Ok(config), Ok(strukt)) => generate(&config, strukt),
+        (config, checked) => {
+            let mut errors = Errors::default();
+            if let Err(error) = config {
+                errors.push(error);
+            }
+            if let Err(error) = checked {
+                errors.push(error);
+            }
+            let compile_errors = errors.finish().err().map(|e| e.to_compile_error());
+            quote!(#item #compile_errors)
+        }
+    }
+}
+
+/// The trait impls, the constructors and the layout checks inside one `const _: () = { ... };`,
+/// then the struct with the zerocopy derives added after its own attributes.
+///
+/// The checks come first: rustc reports the field bounds of the `Sealed` impl (spanned on each
+/// field's type) before the zerocopy derives' errors about the same type (spanned on the
+/// attribute).
+fn generate(config: &Configuration, strukt: &ItemStruct) -> TokenStream {
+    let name = &strukt.ident;
+    let type_name = LitStr::new(&name.unraw().to_string(), name.span());
+    let path = &config.path;
+    let id = LitByte::new(config.id, path.span());
+    let mode = LitInt::new(&format!("0o{:o}", config.mode), Span::call_site());
+    let description = LitStr::new(&description(strukt), Span::call_site());
+    let checks = layout_checks(strukt);
+    let constructors = constructors(config, strukt);
+    quote! {
+        const _: () = {
+            #checks
+
+            impl ::smobject::SharedStruct for #name {
+                const PATH: &'static str = #path;
+                const ID: u8 = #id;
+                const MODE: u32 = #mode;
+                const TYPE_NAME: &'static str = #type_name;
+                const FINGERPRINT: u64 = ::smobject::__private::fingerprint(
+                    #description,
+                    ::core::mem::size_of::<Self>(),
+                    ::core::mem::align_of::<Self>(),
+                );
+            }
+
+            #constructors
+        };
+
+        #[derive(
+            ::smobject::__private::zerocopy::FromBytes,
+            ::smobject::__private::zerocopy::IntoBytes
+        )]
+        #[zerocopy(crate = "::smobject::__private::zerocopy")]
+        #strukt
+    }
+}
+
+/// The type-level half of the layout check, besides the zerocopy derives: the `Sealed` impl,
+/// whose where clause requires every field to be `FromBytes + IntoBytes` (reported at the field
+/// even when an alias or a macro hides its real type), and const asserts that the struct is not
+/// zero-sized and has no padding (spanned on its name).
+///
+/// Const evaluation runs after type checking, so the padding message comes after zerocopy's own
+/// ("`T` has N total byte(s) of padding").
+fn layout_checks(strukt: &ItemStruct) -> TokenStream {
+    let name = &strukt.ident;
+    let type_name = name.unraw().to_string();
+    let zero_sized = format!(
+        "`{type_name}` is zero-sized: a shared object needs at least one field that holds data"
+    );
+    let padding = format!(
+        "`{type_name}` has padding bytes, which `#[shared_memory]` rejects: add an explicit `_pad` \
+         field (e.g. `_pad: [u8; N]`) where the compiler inserts padding, or order the fields from \
+         the largest alignment down; do not use `repr(packed)`"
+    );
+    let field_bounds = strukt.fields.iter().map(|field| {
+        let ty = &field.ty;
+        quote_spanned! {ty.span()=>
+            #ty: ::smobject::__private::zerocopy::FromBytes
+                + ::smobject::__private::zerocopy::IntoBytes,
+        }
+    });
+    // `check::item` rejected structs without fields, so the sum below is never empty.
+    let field_types = strukt.fields.iter().map(|field| &field.ty);
+    let asserts = quote_spanned! {name.span()=>
+        const _: () = ::core::assert!(
+            ::smobject::__private::assert_not_zero_sized(::core::mem::size_of::<#name>()),
+            #zero_sized,
+        );
+        const _: () = ::core::assert!(
+            ::core::mem::size_of::<#name>() == #(::core::mem::size_of::<#field_types>())+*,
+            #padding,
+        );
+    };
+    quote! {
+        impl ::smobject::__private::Sealed for #name
+        where
+            #(#field_bounds)*
+        {
+        }
+
+        #asserts
+    }
+}
+
+/// `create`, `access` and `open_or_create`, with the struct's visibility.
+fn constructors(config: &Configuration, strukt: &ItemStruct) -> TokenStream {
+    let name = &strukt.ident;
+    let vis = &strukt.vis;
+    let type_name = name.unraw().to_string();
+    let key = format!(
+        "key file `{}`, id `'{}'`",
+        config.path.value(),
+        char::from(config.id)
+    );
+    let create_doc = format!(
+        "Creates the shared `{type_name}` object ({key}); fails if a live one exists.\n\n\
+         Generated by `#[shared_memory]`: calls `smobject::Shared::create_at` with this struct's \
+         key.\n\n# Errors\n\nAs `smobject::Shared::create_at`, e.g. when the object already \
+         exists or the key file is missing."
+    );
+    let access_doc = format!(
+        "Attaches to the existing shared `{type_name}` object ({key}).\n\n\
+         Generated by `#[shared_memory]`: calls `smobject::Shared::access_at` with this struct's \
+         key.\n\n# Errors\n\nAs `smobject::Shared::access_at`, e.g. when the object does not \
+         exist or was created with a different layout."
+    );
+    let open_or_create_doc = format!(
+        "Attaches to the shared `{type_name}` object ({key}), creating it if it does not exist.\n\n\
+         Generated by `#[shared_memory]`: calls `smobject::Shared::open_or_create_at` with this \
+         struct's key.\n\n# Errors\n\nAs `smobject::Shared::open_or_create_at`."
+    );
+    quote! {
+        impl #name {
+            #[doc = #create_doc]
+            #vis fn create() -> ::smobject::Result<::smobject::Shared<Self>> {
+                ::smobject::Shared::<Self>::create_at(
+                    <Self as ::smobject::SharedStruct>::PATH,
+                    <Self as ::smobject::SharedStruct>::ID,
+                )
+            }
+
+            #[doc = #access_doc]
+            #vis fn access() -> ::smobject::Result<::smobject::Shared<Self>> {
+                ::smobject::Shared::<Self>::access_at(
+                    <Self as ::smobject::SharedStruct>::PATH,
+                    <Self as ::smobject::SharedStruct>::ID,
+                )
+            }
+
+            #[doc = #open_or_create_doc]
+            #vis fn open_or_create() -> ::smobject::Result<::smobject::Shared<Self>> {
+                ::smobject::Shared::<Self>::open_or_create_at(
+                    <Self as ::smobject::SharedStruct>::PATH,
+                    <Self as ::smobject::SharedStruct>::ID,
+                )
+            }
+        }
+    }
+}
+
+/// The canonical description hashed into the fingerprint: the struct's name, then every field's
+/// name (or index) and type tokens in order, e.g. `Telemetry{seq:u64;pos:[f64;3];}`.
+///
+/// Written token by token rather than with `TokenStream::to_string`, whose spacing is not
+/// guaranteed to be stable across compiler versions: two builds by different compilers must
+/// agree.
+fn description(strukt: &ItemStruct) -> String {
+    let mut out = strukt.ident.unraw().to_string();
+    out.push('{');
+    for (index, field) in strukt.fields.iter().enumerate() {
+        match &field.ident {
+            Some(ident) => out.push_str(&ident.unraw().to_string()),
+            None => out.push_str(&index.to_string()),
+        }
+        out.push(':');
+        canonical(field.ty.to_token_stream(), &mut out);
+        out.push(';');
+    }
+    out.push('}');
+    out
+}
+
+/// Appends `tokens` to `out` with no whitespace except one space between two words (idents or
+/// literals) that would otherwise merge.
+fn canonical(tokens: TokenStream, out: &mut String) {
+    for token in tokens {
+        match token {
+            TokenTree::Group(group) => {
+                let (open, close) = match group.delimiter() {
+                    Delimiter::Parenthesis => ("(", ")"),
+                    Delimiter::Bracket => ("[", "]"),
+                    Delimiter::Brace => ("{", "}"),
+                    Delimiter::None => ("", ""),
+                };
+                out.push_str(open);
+                canonical(group.stream(), out);
+                out.push_str(close);
+            }
+            TokenTree::Ident(ident) => push_word(out, &ident.to_string()),
+            TokenTree::Literal(literal) => push_word(out, &literal.to_string()),
+            TokenTree::Punct(punct) => out.push(punct.as_char()),
+        }
+    }
+}
+
+/// Appends a word, separated by a space from a preceding word.
+fn push_word(out: &mut String, word: &str) {
+    if out.ends_with(|c: char| c.is_alphanumeric() || c == '_') {
+        out.push(' ');
+    }
+    out.push_str(word);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{description, shared_memory};
+    use quote::quote;
+
+    #[test]
+    fn description_lists_name_fields_and_types() {
+        let strukt = syn::parse_quote! {
+            #[repr(C)]
+            pub struct Telemetry { pub seq: u64, pos: [f64; 3], a: core::sync::atomic::AtomicU32, r#type: u32 }
+        };
+        assert_eq!(
+            description(&strukt),
+            "Telemetry{seq:u64;pos:[f64;3];a:core::sync::atomic::AtomicU32;type:u32;}"
+        );
+        let tuple = syn::parse_quote!(
+            #[repr(C)]
+            struct T(u32, [u8; 4]);
+        );
+        assert_eq!(description(&tuple), "T{0:u32;1:[u8;4];}");
+    }
+
+    #[test]
+    fn emits_the_item_unchanged_with_every_error() {
+        let item = quote!(
+            struct S {
+                a: bool,
+            }
+        );
+        let out = shared_memory(quote!(id = '0'), &item).to_string();
+        assert!(out.starts_with(&item.to_string()), "{out}");
+        // missing `path`, bad `id`, missing `repr(C)`, `bool`
+        assert_eq!(out.matches("compile_error").count(), 4, "{out}");
+    }
+
+    #[test]
+    fn generates_the_trait_impl_and_constructors() {
+        let out = shared_memory(
+            quote!(path = "/tmp/t", id = 'a', mode = 0o660),
+            &quote!(
+                #[repr(C)]
+                pub struct T {
+                    a: u32,
+                }
+            ),
+        )
+        .to_string();
+        for needle in [
+            "zerocopy :: FromBytes",
+            "const ID : u8 = b'a'",
+            "const MODE : u32 = 0o660",
+            "pub fn create ()",
+            "pub fn access ()",
+            "pub fn open_or_create ()",
+        ] {
+            assert!(out.contains(needle), "{needle} not in {out}");
+        }
+        assert!(!out.contains("compile_error"), "{out}");
+    }
+}

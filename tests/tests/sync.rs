@@ -1,0 +1,200 @@
+//! Synchronised access across real processes: no torn reads, exclusive writers, a writer
+//! killed mid-write, blocking waits, reader progress against a back-to-back 1 MiB writer.
+
+use std::time::Duration;
+
+use smobject::Shared;
+use tests::structs::{Counter, Words};
+use tests::{Helper, KeyFile};
+
+fn nums(line: &str) -> Vec<u64> {
+    line.split_whitespace()
+        .skip(1)
+        .map(|w| w.parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn readers_in_two_processes_never_see_a_torn_value() {
+    const READS: &str = "20000000";
+    let kf = KeyFile::new("torn");
+    kf.key(b't');
+    let mut writer = Helper::spawn(&["t-writer", &kf.arg(), "t"]);
+    assert_eq!(writer.line(), "ok");
+    let mut readers: Vec<Helper> = (0..2)
+        .map(|_| Helper::spawn(&["t-reader", &kf.arg(), "t", READS]))
+        .collect();
+    for r in &mut readers {
+        let line = r.line();
+        let n = nums(&line);
+        assert_eq!(n[0], 0, "torn values seen: {line}");
+        assert!(n[1] > 10, "the writer was not running concurrently: {line}");
+        assert!(r.wait().success());
+    }
+    writer.kill();
+    assert!(
+        smobject::remove_stale(kf.path(), b't').unwrap(),
+        "the killed writer was the last one"
+    );
+    assert!(kf.is_clean(b't'));
+}
+
+#[test]
+fn writers_in_two_processes_are_exclusive() {
+    const N: u64 = 100_000;
+    let kf = KeyFile::new("excl");
+    kf.key(b'x');
+    let mut ws: Vec<Helper> = (0..2)
+        .map(|_| Helper::spawn(&["t-inc", &kf.arg(), "x", &N.to_string()]))
+        .collect();
+    for w in &mut ws {
+        assert_eq!(w.line(), "ok");
+    }
+    // Both are attached now: start them together.
+    for w in &mut ws {
+        w.send("go");
+    }
+    for w in &mut ws {
+        assert_eq!(w.line(), "done");
+    }
+    let c = Shared::<Counter>::access_at(kf.path(), b'x').unwrap();
+    assert_eq!(
+        c.read().n,
+        2 * N,
+        "increments were lost: writers interleaved"
+    );
+    assert_eq!(c.version(), 2 * N);
+    for w in &mut ws {
+        w.send("exit");
+        assert!(w.wait().success());
+    }
+    drop(c);
+    assert!(kf.is_clean(b'x'));
+}
+
+#[test]
+fn writer_killed_mid_write_is_rolled_back_and_reported() {
+    let kf = KeyFile::new("killed-writer");
+    kf.key(b'k');
+    let w = Shared::<Words>::create_at(kf.path(), b'k').unwrap();
+    w.write(|v| v.words = [7; 32]);
+    let mut dying = Helper::spawn(&["t-die-in-write", &kf.arg(), "k"]);
+    assert_eq!(dying.line(), "inside");
+    // While the writer is stuck inside its write, readers get the last complete value.
+    assert_eq!(w.read().words, [7; 32]);
+    assert_eq!(w.version(), 1);
+    dying.kill();
+    // Readers still get the last complete value, without waiting for anyone.
+    assert_eq!(w.read().words, [7; 32]);
+    // The next writer proceeds, and is told a recovery happened.
+    let g = w.lock_timeout(Duration::from_secs(5)).unwrap();
+    assert!(g.recovered(), "the guard must report the dead writer");
+    assert_eq!(g.words, [7; 32], "the half-done write was rolled back");
+    drop(g);
+    assert_eq!(w.recoveries(), 1);
+    let g = w.lock().unwrap();
+    assert!(!g.recovered(), "recovery is not sticky");
+    drop(g);
+    w.write(|v| v.words = [8; 32]);
+    assert_eq!(w.read().words, [8; 32]);
+    drop(w);
+    assert!(kf.is_clean(b'k'));
+}
+
+#[test]
+fn reader_recovers_after_writer_killed_mid_write() {
+    let kf = KeyFile::new("killed-writer-reader");
+    kf.key(b'q');
+    let w = Shared::<Words>::create_at(kf.path(), b'q').unwrap();
+    w.write(|v| v.words = [3; 32]);
+    let mut dying = Helper::spawn(&["t-die-in-write", &kf.arg(), "q"]);
+    assert_eq!(dying.line(), "inside");
+    dying.kill();
+    // A reader in another process gets the last complete value.
+    let mut r = Helper::spawn(&["t-reader", &kf.arg(), "q", "1000"]);
+    assert_eq!(nums(&r.line())[0], 0);
+    assert!(r.wait().success());
+    assert_eq!(w.read().words, [3; 32]);
+    drop(w);
+    assert!(kf.is_clean(b'q'));
+}
+
+#[test]
+fn wait_for_update_wakes_across_processes_and_times_out() {
+    let kf = KeyFile::new("wait");
+    kf.key(b'w');
+    let c = Shared::<Counter>::create_at(kf.path(), b'w').unwrap();
+    let v = c.version();
+    let mut waiter = Helper::spawn(&["t-wait", &kf.arg(), "w", &v.to_string(), "10000"]);
+    assert_eq!(waiter.line(), "waiting");
+    std::thread::sleep(Duration::from_millis(100));
+    c.write(|c| c.n = 5);
+    let line = waiter.line();
+    let n = nums(&line);
+    assert!(line.starts_with("ok"), "{line}");
+    assert_eq!((n[0], n[1]), (v + 1, 5), "{line}");
+    assert!(
+        n[2] < 5000,
+        "woken by the write, not by the time-out: {line}"
+    );
+    assert!(waiter.wait().success());
+
+    let mut waiter = Helper::spawn(&["t-wait", &kf.arg(), "w", &c.version().to_string(), "200"]);
+    assert_eq!(waiter.line(), "waiting");
+    let line = waiter.line();
+    assert!(line.starts_with("err Timeout"), "{line}");
+    let elapsed_ms: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(elapsed_ms >= 200, "the time-out is honoured: {line}");
+    assert!(waiter.wait().success());
+    // A version already past returns at once.
+    assert_eq!(c.wait_for_update(0, Some(Duration::ZERO)).unwrap(), 1);
+    drop(c);
+    assert!(kf.is_clean(b'w'));
+}
+
+#[test]
+fn readers_progress_against_a_back_to_back_1mib_writer() {
+    let kf = KeyFile::new("big");
+    kf.key(b'b');
+    let mut writer = Helper::spawn(&["t-big-writer", &kf.arg(), "b"]);
+    assert_eq!(writer.line(), "ok");
+    let mut reader = Helper::spawn(&["t-big-reader", &kf.arg(), "b", "1000"]);
+    let line = reader.line();
+    let n = nums(&line);
+    assert!(reader.wait().success());
+    assert_eq!(n[1], 0, "torn 1 MiB snapshots: {line}");
+    assert!(n[0] >= 20, "the reader starved: {line}");
+    assert!(n[2] >= 2, "the writer was not running: {line}");
+    writer.kill();
+    assert!(smobject::remove_stale(kf.path(), b'b').unwrap());
+    assert!(kf.is_clean(b'b'));
+}
+
+#[test]
+fn write_returns_the_closure_value_and_rolls_back_on_panic() {
+    let kf = KeyFile::new("panic");
+    kf.key(b'p');
+    let c = Shared::<Counter>::create_at(kf.path(), b'p').unwrap();
+    assert_eq!(
+        c.write(|c| {
+            c.n = 1;
+            c.n * 10
+        }),
+        10
+    );
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        c.write(|c| {
+            c.n = 99;
+            panic!("boom");
+        });
+    }));
+    assert!(r.is_err());
+    assert_eq!(c.read().n, 1, "a panicking write is rolled back");
+    // The lock was released: a re-entrant write is an error, not a deadlock.
+    let g = c.lock().unwrap();
+    let e = c.lock().unwrap_err();
+    assert!(e.to_string().contains("already holds"), "{e}");
+    drop(g);
+    drop(c);
+    assert!(kf.is_clean(b'p'));
+}

@@ -1,0 +1,10 @@
+use smobject::shared_memory;
+
+#[shared_memory(path = "/tmp/telemetry", id = 'a')]
+#[repr(C)]
+pub struct Telemetry {
+    pub seq: u64,
+    pub pos: Box<[f64; 3]>,
+}
+
+fn main() {}

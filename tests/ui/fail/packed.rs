@@ -1,0 +1,10 @@
+use smobject::shared_memory;
+
+#[shared_memory(path = "/tmp/telemetry", id = 'a')]
+#[repr(C, packed)]
+pub struct Telemetry {
+    pub seq: u64,
+    pub status: u32,
+}
+
+fn main() {}

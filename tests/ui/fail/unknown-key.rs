@@ -1,0 +1,9 @@
+use smobject::shared_memory;
+
+#[shared_memory(path = "/tmp/telemetry", id = 'a', size = 4096)]
+#[repr(C)]
+pub struct Telemetry {
+    pub seq: u64,
+}
+
+fn main() {}
