@@ -57,6 +57,7 @@
 
 mod error;
 mod header;
+pub mod inspect;
 mod key;
 mod layout;
 mod object;

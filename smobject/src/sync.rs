@@ -91,7 +91,7 @@ impl Region {
     ///
     /// # Safety
     /// As for [`read`](Self::read).
-    unsafe fn try_read(&self, dst: *mut u8) -> bool {
+    pub(crate) unsafe fn try_read(&self, dst: *mut u8) -> bool {
         let s = self.sync();
         // Acquire: pairs with the writer's Release stores of `seq`.
         let s1 = s.seq.load(Ordering::Acquire);

@@ -117,6 +117,16 @@ pub(crate) fn shmat(id: i32) -> io::Result<NonNull<u8>> {
     NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from_raw_os_error(libc::EFAULT))
 }
 
+/// `shmat(id, NULL, SHM_RDONLY)`: a read-only mapping, for inspection.
+pub(crate) fn shmat_readonly(id: i32) -> io::Result<NonNull<u8>> {
+    // SAFETY: a null address lets the kernel choose where to map; no Rust object is affected.
+    let p = unsafe { libc::shmat(id, std::ptr::null(), libc::SHM_RDONLY) };
+    if p as isize == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from_raw_os_error(libc::EFAULT))
+}
+
 /// `shmdt(addr)`.
 ///
 /// # Safety

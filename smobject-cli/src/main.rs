@@ -1,0 +1,2 @@
+//! The `smobject` command.
+fn main() {}

@@ -1,0 +1,483 @@
+//! Looking at objects from outside: every smobject pair on the host, their headers and
+//! states, and removal by key. What the `smobject` command is built on; Linux only (it reads
+//! `/proc/sysvipc/shm`).
+//!
+//! Inspection never takes an object's locks and never writes to a segment: headers are read
+//! through a read-only attachment and validated like any untrusted input.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::header::{HeaderPtr, FORMAT_VERSION, HEADER_SIZE, MAGIC, STATE_READY};
+use crate::key::{Key, COUNTER_OFFSET, ID_MAX, ID_MIN};
+use crate::object::Options;
+use crate::sync::Region;
+use crate::sys;
+
+/// One SysV shared-memory segment, as `/proc/sysvipc/shm` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Segment {
+    /// The key (0 once removed: a removed segment's key is private).
+    pub key: i32,
+    /// The shmid.
+    pub shmid: i32,
+    /// Permission bits.
+    pub mode: u32,
+    /// Marked for removal (`SHM_DEST`); alive until the last detach.
+    pub removed: bool,
+    /// Size in bytes.
+    pub size: usize,
+    /// Creator's and last operator's pid.
+    pub cpid: i32,
+    /// Last `shmat`/`shmdt` pid.
+    pub lpid: i32,
+    /// Attachments (`shm_nattch`).
+    pub nattch: u64,
+    /// Owner uid.
+    pub uid: u32,
+    /// Creation (or last `IPC_SET`) time, seconds since the Unix epoch.
+    pub ctime: i64,
+}
+
+/// Every segment on the host (in this IPC namespace).
+///
+/// # Errors
+/// [`ErrorKind::Os`] if `/proc/sysvipc/shm` cannot be read (not Linux, or no `/proc`).
+pub fn segments() -> Result<Vec<Segment>> {
+    let text = std::fs::read_to_string("/proc/sysvipc/shm").map_err(|e| {
+        Error::os("reading /proc/sysvipc/shm", &e).hint("inspection needs Linux's /proc")
+    })?;
+    Ok(parse_proc_shm(&text))
+}
+
+fn parse_proc_shm(text: &str) -> Vec<Segment> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 14 {
+                return None;
+            }
+            let perms = u32::from_str_radix(f[2], 8).ok()?;
+            Some(Segment {
+                key: f[0].parse::<i64>().ok()? as i32,
+                shmid: f[1].parse().ok()?,
+                mode: perms & 0o777,
+                removed: perms & 0o1000 != 0,
+                size: f[3].parse().ok()?,
+                cpid: f[4].parse().ok()?,
+                lpid: f[5].parse().ok()?,
+                nattch: f[6].parse().ok()?,
+                uid: f[7].parse().ok()?,
+                ctime: f[13].parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// What a counter segment's header says, copied out and decoded. Fields are as in
+/// `docs/FORMAT.md`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HeaderInfo {
+    /// The count at offset 0.
+    pub count: i32,
+    /// Init state: 0 fresh, 1 initialising, 2 ready.
+    pub state: u32,
+    /// Whether magic, format version and header size are smobject's.
+    pub valid: bool,
+    /// Format version found.
+    pub format: u32,
+    /// Bytes of data.
+    pub data_size: u64,
+    /// Layout fingerprint (0: untyped).
+    pub fingerprint: u64,
+    /// Instance nonce.
+    pub nonce: u64,
+    /// Type name (`"(untyped)"` if none).
+    pub type_name: String,
+    /// Creator pid and its start time (clock ticks since boot).
+    pub creator_pid: i32,
+    /// See `creator_pid`.
+    pub creator_start: u64,
+    /// Mode asked for at creation.
+    pub mode: u32,
+    /// Key file's device and inode.
+    pub key_dev: u64,
+    /// See `key_dev`.
+    pub key_ino: u64,
+    /// Creation time, seconds since the Unix epoch.
+    pub created_unix: u64,
+    /// Completed writes.
+    pub version: u64,
+    /// A write is in progress (or its writer died and nobody recovered yet).
+    pub writing: bool,
+    /// Processes sleeping in `wait_for_update`.
+    pub waiters: u32,
+    /// Dead writers' writes rolled back.
+    pub recoveries: u64,
+    /// Pid of the last writer.
+    pub last_writer: i32,
+    /// Thread id holding the writer lock, if held (glibc's robust mutex keeps the owner's tid in
+    /// its first word; `None` elsewhere or when free).
+    pub lock_owner: Option<i32>,
+}
+
+impl HeaderInfo {
+    /// Whether the creator process (pid plus start time, so a reused pid does not count) is
+    /// still running.
+    #[must_use]
+    pub fn creator_alive(&self) -> bool {
+        self.creator_start != 0 && sys::process_start_time(self.creator_pid) == self.creator_start
+    }
+}
+
+/// Reads the header of the counter segment `shmid` through a read-only attachment.
+///
+/// # Errors
+/// [`ErrorKind::NotAnObject`] if the segment is smaller than a header; OS errors from
+/// `shmat` (e.g. [`ErrorKind::PermissionDenied`]).
+pub fn read_header(shmid: i32) -> Result<HeaderInfo> {
+    let info = sys::shm_stat(shmid).map_err(|e| Error::os("shmctl(IPC_STAT)", &e))?;
+    if info.size < HEADER_SIZE {
+        return Err(Error::new(
+            ErrorKind::NotAnObject,
+            format!(
+                "segment {shmid} has {} bytes, fewer than a header's {HEADER_SIZE}",
+                info.size
+            ),
+        ));
+    }
+    let p = sys::shmat_readonly(shmid).map_err(|e| Error::os("shmat(SHM_RDONLY)", &e))?;
+    // SAFETY: the mapping has at least HEADER_SIZE bytes (checked above), is page-aligned and
+    // stays mapped until the shmdt below; we only read through it.
+    let h = unsafe { HeaderPtr::new(p) };
+    let ident = h.read_ident();
+    let s = h.sync();
+    // SAFETY: the mutex slot is inside the mapping; its first word is a plain int in glibc's
+    // layout, read atomically-enough as a volatile u32 for diagnostics.
+    let lock_word = unsafe { h.mutex().cast::<u32>().read_volatile() };
+    let seq = s.seq.load(Ordering::Acquire);
+    let out = HeaderInfo {
+        count: h.count().load(Ordering::Relaxed),
+        state: h.state().load(Ordering::Acquire),
+        valid: ident.magic == MAGIC
+            && ident.version == FORMAT_VERSION
+            && ident.header_size as usize == HEADER_SIZE,
+        format: ident.version,
+        data_size: ident.data_size,
+        fingerprint: ident.fingerprint,
+        nonce: ident.nonce,
+        type_name: ident.type_name(),
+        creator_pid: ident.creator_pid,
+        creator_start: ident.creator_start,
+        mode: ident.mode,
+        key_dev: ident.key_dev,
+        key_ino: ident.key_ino,
+        created_unix: ident.created_unix,
+        version: seq / 2,
+        writing: seq % 2 == 1,
+        waiters: s.waiters.load(Ordering::Relaxed),
+        recoveries: s.recoveries.load(Ordering::Relaxed),
+        last_writer: s.last_writer.load(Ordering::Relaxed),
+        lock_owner: if cfg!(all(target_os = "linux", target_env = "gnu"))
+            && lock_word & 0x3fff_ffff != 0
+        {
+            Some((lock_word & 0x3fff_ffff) as i32)
+        } else {
+            None
+        },
+    };
+    // SAFETY: attached above; `h` is not used after this.
+    let _ = unsafe { sys::shmdt(p) };
+    Ok(out)
+}
+
+/// Where a pair stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PairState {
+    /// Processes are attached and the header is valid.
+    Live,
+    /// Nobody is attached: its processes died. The next creator reclaims it.
+    Stale,
+    /// One of the two segments is missing.
+    Half,
+    /// The header is missing, unreadable or invalid.
+    Corrupt,
+}
+
+impl std::fmt::Display for PairState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Live => "live",
+            Self::Stale => "stale",
+            Self::Half => "half",
+            Self::Corrupt => "corrupt",
+        })
+    }
+}
+
+/// A data segment and its counter segment, with the header decoded.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Pair {
+    /// The data key, `ftok(path, id)`.
+    pub data_key: i32,
+    /// The counter key, `ftok(path, id - 58)`.
+    pub counter_key: i32,
+    /// The project id (the key's top byte).
+    pub id: u8,
+    /// The data segment, if present.
+    pub data: Option<Segment>,
+    /// The counter segment, if present.
+    pub counter: Option<Segment>,
+    /// The decoded header, or why it could not be read.
+    pub header: Option<std::result::Result<HeaderInfo, String>>,
+    /// Live, stale, half or corrupt.
+    pub state: PairState,
+}
+
+/// The counter key for a data key: same low 24 bits, id minus 58 in the top byte.
+#[must_use]
+pub fn counter_key_of(data_key: i32) -> i32 {
+    let id = ((data_key as u32) >> 24) as u8;
+    (data_key & 0x00ff_ffff) | (i32::from(id.wrapping_sub(COUNTER_OFFSET)) << 24)
+}
+
+/// Every smobject pair on the host: data keys whose id byte is in `'A'..='z'` and whose
+/// counter segment exists, or whose counter segment carries a smobject header.
+///
+/// # Errors
+/// As [`segments`].
+pub fn pairs() -> Result<Vec<Pair>> {
+    let segs = segments()?;
+    let by_key = |k: i32| segs.iter().find(|s| s.key == k && k != 0).cloned();
+    let mut out = Vec::new();
+    let mut seen_counters = std::collections::HashSet::new();
+    for s in &segs {
+        let id = ((s.key as u32) >> 24) as u8;
+        if s.key == 0 || !(ID_MIN..=ID_MAX).contains(&id) {
+            continue;
+        }
+        let ck = counter_key_of(s.key);
+        let counter = by_key(ck);
+        let header = counter
+            .as_ref()
+            .map(|c| read_header(c.shmid).map_err(|e| e.to_string()));
+        if !matches!(header, Some(Ok(ref h)) if h.valid) && counter.is_none() {
+            continue; // an unrelated segment whose key happens to have a letter on top
+        }
+        seen_counters.insert(ck);
+        out.push(make_pair(s.key, ck, id, Some(s.clone()), counter, header));
+    }
+    // Counter segments whose data segment is gone.
+    for s in &segs {
+        if s.key == 0 || seen_counters.contains(&s.key) {
+            continue;
+        }
+        let cid = ((s.key as u32) >> 24) as u8;
+        let id = cid.wrapping_add(COUNTER_OFFSET);
+        if !(ID_MIN..=ID_MAX).contains(&id) || s.size < HEADER_SIZE {
+            continue;
+        }
+        if let Ok(h) = read_header(s.shmid) {
+            if h.valid {
+                let dk = (s.key & 0x00ff_ffff) | (i32::from(id) << 24);
+                out.push(make_pair(dk, s.key, id, None, Some(s.clone()), Some(Ok(h))));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn make_pair(
+    data_key: i32,
+    counter_key: i32,
+    id: u8,
+    data: Option<Segment>,
+    counter: Option<Segment>,
+    header: Option<std::result::Result<HeaderInfo, String>>,
+) -> Pair {
+    let attached = data.as_ref().map_or(0, |d| d.nattch) + counter.as_ref().map_or(0, |c| c.nattch);
+    let state = match (&data, &counter, &header) {
+        (None, _, _) | (_, None, _) => PairState::Half,
+        (_, _, Some(Ok(h))) if h.valid && h.state == STATE_READY => {
+            if attached == 0 {
+                PairState::Stale
+            } else {
+                PairState::Live
+            }
+        }
+        _ => PairState::Corrupt,
+    };
+    Pair {
+        data_key,
+        counter_key,
+        id,
+        data,
+        counter,
+        header,
+        state,
+    }
+}
+
+/// The pair under a raw data key, if either segment exists.
+///
+/// # Errors
+/// As [`segments`].
+pub fn pair_by_key(data_key: i32) -> Result<Option<Pair>> {
+    let segs = segments()?;
+    let ck = counter_key_of(data_key);
+    let find = |k: i32| segs.iter().find(|s| s.key == k).cloned();
+    let (data, counter) = (find(data_key), find(ck));
+    if data.is_none() && counter.is_none() {
+        return Ok(None);
+    }
+    let header = counter
+        .as_ref()
+        .map(|c| read_header(c.shmid).map_err(|e| e.to_string()));
+    let id = ((data_key as u32) >> 24) as u8;
+    Ok(Some(make_pair(data_key, ck, id, data, counter, header)))
+}
+
+/// Removes both segments of the pair under `(path, id)`, holding the key file's lock (so no
+/// process can attach meanwhile). Refuses a pair with processes attached unless `force`
+/// (attached processes keep their mappings; the memory goes when they detach).
+///
+/// # Errors
+/// [`ErrorKind::InUse`] (without `force`), [`ErrorKind::NotFound`], key errors.
+pub fn remove(path: impl AsRef<Path>, id: u8, force: bool) -> Result<()> {
+    let key = Key::from_path(path, id)?;
+    if !force {
+        return crate::object::remove_stale_with(&key, &Options::new()).and_then(|removed| {
+            if removed {
+                Ok(())
+            } else {
+                Err(
+                    Error::new(ErrorKind::NotFound, "no object exists under this key")
+                        .with_key(&key),
+                )
+            }
+        });
+    }
+    remove_key(key.raw(), true).map_err(|e| e.with_key(&key))
+}
+
+/// Removes both segments under a raw data key (and its counter key), without the key file's
+/// lock: for pairs whose key file is gone. Refuses a pair with processes attached unless
+/// `force`.
+///
+/// # Errors
+/// [`ErrorKind::InUse`] (without `force`), [`ErrorKind::NotFound`], OS errors.
+pub fn remove_key(data_key: i32, force: bool) -> Result<()> {
+    let Some(p) = pair_by_key(data_key)? else {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "no segment under key {:#010x} or its counter key",
+                data_key as u32
+            ),
+        ));
+    };
+    let attached =
+        p.data.as_ref().map_or(0, |d| d.nattch) + p.counter.as_ref().map_or(0, |c| c.nattch);
+    if attached > 0 && !force {
+        return Err(
+            Error::new(ErrorKind::InUse, format!("{attached} attachment(s) remain"))
+                .hint("stop the processes first (see `smobject ls`), or force the removal"),
+        );
+    }
+    for s in p.data.iter().chain(p.counter.iter()) {
+        sys::shm_remove(s.shmid).map_err(|e| Error::os("shmctl(IPC_RMID)", &e))?;
+    }
+    Ok(())
+}
+
+/// A consistent copy of the data of the pair under a raw data key, taken through read-only
+/// attachments with the optimistic half of the read protocol: it neither counts itself as
+/// attached nor takes any lock, so inspecting a stale pair does not free it.
+///
+/// # Errors
+/// [`ErrorKind::NotFound`] without a valid pair; [`ErrorKind::Timeout`] if writes kept
+/// overlapping the copy for about a second; OS errors from `shmat`.
+pub fn snapshot(data_key: i32) -> Result<Vec<u8>> {
+    let not_found = || {
+        Error::new(
+            ErrorKind::NotFound,
+            format!("no valid smobject pair under key {:#010x}", data_key as u32),
+        )
+    };
+    let pair = pair_by_key(data_key)?.ok_or_else(not_found)?;
+    let (Some(d), Some(c), Some(Ok(h))) = (pair.data, pair.counter, pair.header) else {
+        return Err(not_found());
+    };
+    let len = usize::try_from(h.data_size).unwrap_or(usize::MAX);
+    if !h.valid || len > d.size || c.size < HEADER_SIZE.saturating_add(len) {
+        return Err(not_found());
+    }
+    let cp = sys::shmat_readonly(c.shmid).map_err(|e| Error::os("shmat(SHM_RDONLY)", &e))?;
+    let dp = match sys::shmat_readonly(d.shmid) {
+        Ok(dp) => dp,
+        Err(e) => {
+            // SAFETY: attached above, not used after.
+            let _ = unsafe { sys::shmdt(cp) };
+            return Err(Error::os("shmat(SHM_RDONLY)", &e));
+        }
+    };
+    // SAFETY: the counter mapping holds the header and `len` backup bytes (checked above).
+    let header = unsafe { HeaderPtr::new(cp) };
+    let region = Region {
+        header,
+        data: dp.as_ptr(),
+        len,
+    };
+    let mut buf = vec![0u8; len];
+    let start = std::time::Instant::now();
+    let mut ok = false;
+    while !ok && start.elapsed() < std::time::Duration::from_secs(1) {
+        // SAFETY: `buf` has `len` bytes; both mappings stay attached until below.
+        ok = unsafe { region.try_read(buf.as_mut_ptr()) };
+    }
+    // SAFETY: attached above; `region` is not used after this.
+    let _ = unsafe { sys::shmdt(dp) };
+    // SAFETY: as above.
+    let _ = unsafe { sys::shmdt(cp) };
+    if ok {
+        Ok(buf)
+    } else {
+        Err(Error::new(
+            ErrorKind::Timeout,
+            "writes kept overlapping the copy for a second",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_proc_sysvipc_shm() {
+        let text = "       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap\n\
+                    1627720434     491542  1600                   100   596   597      1     0     0     0     0 1795839899          0 1795839899                     0                     0\n";
+        let s = parse_proc_shm(text);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].shmid, 491_542);
+        assert_eq!(s[0].mode, 0o600);
+        assert!(s[0].removed);
+        assert_eq!(
+            (s[0].size, s[0].cpid, s[0].lpid, s[0].nattch),
+            (100, 596, 597, 1)
+        );
+        assert_eq!(s[0].key, 1_627_720_434);
+    }
+
+    #[test]
+    fn counter_key_is_id_minus_58() {
+        let k = (i32::from(b'a') << 24) | 0x12_3456;
+        assert_eq!(counter_key_of(k), (i32::from(b'a' - 58) << 24) | 0x12_3456);
+    }
+}
