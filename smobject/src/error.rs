@@ -39,6 +39,9 @@ pub enum ErrorKind {
     Timeout,
     /// The object is in use by other processes (on removal).
     InUse,
+    /// The object under the key was removed (e.g. by `ipcrm`) while processes still use it;
+    /// a new object under the key would silently split them from new users.
+    Removed,
     /// The key belongs to an object made for another key file (an `ftok` collision), or the key
     /// file was deleted and re-created since the object was made.
     KeyCollision,
@@ -61,6 +64,7 @@ impl ErrorKind {
             Self::Limit => "kernel shared-memory limit reached",
             Self::Timeout => "timed out",
             Self::InUse => "object in use",
+            Self::Removed => "object removed while in use",
             Self::KeyCollision => "key collision",
             Self::Os => "operating-system error",
         }

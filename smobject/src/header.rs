@@ -62,10 +62,13 @@ pub(crate) struct Ident {
     pub(crate) key_ino: u64,
     /// Creation time, seconds since the Unix epoch.
     pub(crate) created_unix: u64,
-    /// Reserved flags, 0.
+    /// Low byte: the project id of the data key; other bits reserved, 0.
     pub(crate) flags: u64,
     /// The struct's name, UTF-8, NUL-padded; empty for an untyped object.
     pub(crate) type_name: [u8; TYPE_NAME_LEN],
+    /// FNV-1a hash of the key file's canonical path: finds the objects of a key file that was
+    /// deleted and re-created (and so has another inode, and maybe another key).
+    pub(crate) path_hash: u64,
 }
 
 impl Ident {
@@ -219,7 +222,8 @@ mod tests {
 
     #[test]
     fn offsets_match_the_format_document() {
-        assert_eq!(std::mem::size_of::<Ident>(), 152);
+        assert_eq!(std::mem::size_of::<Ident>(), 160);
+        assert_eq!(std::mem::offset_of!(Ident, path_hash), 152);
         assert_eq!(std::mem::offset_of!(Ident, data_size), 16);
         assert_eq!(std::mem::offset_of!(Ident, type_name), 88);
         assert_eq!(std::mem::offset_of!(SyncWords, backup_seq), 16);

@@ -90,6 +90,10 @@ pub struct HeaderInfo {
     pub valid: bool,
     /// Format version found.
     pub format: u32,
+    /// The project id of the data key (the header's `flags` low byte).
+    pub id: u8,
+    /// Hash of the key file's canonical path.
+    pub path_hash: u64,
     /// Bytes of data.
     pub data_size: u64,
     /// Layout fingerprint (0: untyped).
@@ -167,6 +171,8 @@ pub fn read_header(shmid: i32) -> Result<HeaderInfo> {
             && ident.version == FORMAT_VERSION
             && ident.header_size as usize == HEADER_SIZE,
         format: ident.version,
+        id: (ident.flags & 0xff) as u8,
+        path_hash: ident.path_hash,
         data_size: ident.data_size,
         fingerprint: ident.fingerprint,
         nonce: ident.nonce,

@@ -81,6 +81,21 @@ impl Key {
         }
     }
 
+    /// FNV-1a hash of the key file's canonical path (the path as given if it cannot be
+    /// canonicalised), stored in the header to recognise a key file that was re-created.
+    #[must_use]
+    pub fn path_hash(&self) -> u64 {
+        use std::os::unix::ffi::OsStrExt;
+        let canon = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.to_path_buf());
+        canon
+            .as_os_str()
+            .as_bytes()
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+            })
+    }
+
     /// The key of the paired counter segment: `ftok(path, id - 58)`.
     #[must_use]
     pub fn counter(&self) -> Key {

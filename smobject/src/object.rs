@@ -335,6 +335,9 @@ impl RawObject {
         let counter = find(&ckey)?;
         let exists = data.is_some() || counter.is_some();
         let is_stale = exists && stale(data) && stale(counter);
+        if !exists {
+            check_unreachable(key, &file, opts)?;
+        }
         let r = match (intent, exists, is_stale) {
             (Intent::Access, false, _) => Err(Error::new(ErrorKind::NotFound, "no object exists under this key")
                 .with_key(key)
@@ -394,11 +397,14 @@ impl RawObject {
         let data_id = sys::shmget(key.raw(), layout.size, flags)
             .map_err(|e| create_error(key, layout.size, &e))?;
         let counter_size = HEADER_SIZE + layout.size;
+        crate::fault::point("create:after-data");
         let counter_id = match sys::shmget(ckey.raw(), counter_size, flags) {
             Ok(id) => id,
             Err(e) => {
+                // Classify first: the limit check counts the segments in use.
+                let err = create_error(ckey, counter_size, &e);
                 let _ = sys::shm_remove(data_id);
-                return Err(create_error(ckey, counter_size, &e));
+                return Err(err);
             }
         };
         let undo = |err: Error| {
@@ -441,12 +447,14 @@ impl RawObject {
             created_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
-            flags: 0,
+            flags: u64::from(key.id()),
             type_name: Ident::encode_type_name(layout.type_name),
+            path_hash: key.path_hash(),
         };
         // SAFETY: we created the segment under the key lock; nobody else can have opened it
         // through the protocol, and the state is not READY.
         unsafe { header.write_ident(&ident) };
+        crate::fault::point("create:before-ready");
         // SAFETY: the mutex slot is inside our fresh mapping and nobody uses it yet.
         if let Err(e) = unsafe { sys::mutex_init(header.mutex()) } {
             // SAFETY: both were attached above and nothing refers into them.
@@ -552,6 +560,7 @@ impl RawObject {
             .map_err(|e| detach_counter(Error::os("shmat (data segment)", &e).with_key(key)))?;
         // The count follows the kernel: we are attached now, so nattch includes us.
         let nattch = sys::shm_stat(d.id).map_or(d.info.nattch + 1, |i| i.nattch);
+        crate::fault::point("attach:before-count");
         header.count().fetch_add(1, Ordering::Relaxed);
         repair_count(header, nattch);
         Ok((
@@ -661,6 +670,71 @@ fn repair_count(header: HeaderPtr, nattch: u64) {
     }
 }
 
+/// Under the key lock, with nothing under either key: looks for objects made for this key file
+/// that its key no longer reaches. One removed (`IPC_RMID`, e.g. by `ipcrm`) while processes
+/// still use it, or one made for a key file that was since deleted and re-created, would be
+/// silently split from a new object under the key: both are errors. An unreachable object
+/// nobody uses is garbage and is removed. Skipped where `/proc/sysvipc/shm` is unavailable.
+fn check_unreachable(key: &Key, file: &File, opts: &Options) -> Result<()> {
+    let Ok(segments) = crate::inspect::segments() else {
+        return Ok(());
+    };
+    let Ok((dev, ino)) = sys::file_identity(file) else {
+        return Ok(());
+    };
+    let me = sys::geteuid();
+    let counter_id = key.counter().id();
+    let hash = key.path_hash();
+    for s in segments
+        .iter()
+        .filter(|s| s.size >= HEADER_SIZE && (s.uid == me || opts.allowed_uids.contains(&s.uid)))
+    {
+        let top = ((s.key as u32) >> 24) as u8;
+        let candidate = if s.removed {
+            s.nattch > 0
+        } else {
+            s.key != 0 && top == counter_id
+        };
+        if !candidate {
+            continue;
+        }
+        let Ok(h) = crate::inspect::read_header(s.shmid) else {
+            continue;
+        };
+        if !h.valid || h.id != key.id() {
+            continue;
+        }
+        let same_file = (h.key_dev, h.key_ino) == (dev, ino);
+        if s.removed && same_file {
+            return Err(Error::new(
+                ErrorKind::Removed,
+                format!("the object under this key was removed (e.g. by `ipcrm`) while {} process(es) still use it (its counter segment is shmid {})", s.nattch, s.shmid),
+            )
+            .with_key(key)
+            .hint("a new object would not be shared with them: stop them first (see `smobject ls`), or use another id"));
+        }
+        if !s.removed && h.path_hash == hash && !same_file {
+            if s.nattch > 0 {
+                return Err(Error::new(
+                    ErrorKind::KeyCollision,
+                    format!("the key file was deleted and re-created since its object (key {:#010x}) was made; {} process(es) still use that object", crate::inspect::counter_key_of(s.key) as u32, s.nattch),
+                )
+                .with_key(key)
+                .hint("a new object would not be shared with them: stop them, or restore the key file; never re-create a key file while its objects live"));
+            }
+            // Garbage from the old key file: nobody can reach it by key any more.
+            let data_key = (s.key & 0x00ff_ffff) | (i32::from(key.id()) << 24);
+            if let Ok(d) = sys::shmget(data_key, 0, 0) {
+                if sys::shm_stat(d).is_ok_and(|i| i.nattch == 0) {
+                    let _ = sys::shm_remove(d);
+                }
+            }
+            let _ = sys::shm_remove(s.shmid);
+        }
+    }
+    Ok(())
+}
+
 /// Validates a header copy against the segments and what the caller expects.
 fn validate(key: &Key, ident: &Ident, d: &Found, c: &Found, layout: Layout) -> Result<()> {
     let ckey = key.counter();
@@ -735,11 +809,13 @@ impl Drop for RawObject {
         // SAFETY: `data` is our live attachment; after this nothing dereferences it (the
         // handle is being dropped, and typed wrappers borrow from it).
         let _ = unsafe { sys::shmdt(self.data) };
+        crate::fault::point("detach:after-shmdt");
         if let (Ok(d), Ok(c)) = (sys::shm_stat(self.data_id), sys::shm_stat(self.counter_id)) {
             repair_count(self.header, d.nattch);
             // We are still attached to the counter segment: 1 means only us.
             if lock.is_some() && d.nattch == 0 && c.nattch <= 1 {
                 let _ = sys::shm_remove(self.data_id);
+                crate::fault::point("detach:after-rmid-data");
                 let _ = sys::shm_remove(self.counter_id);
             }
         } else {
@@ -799,4 +875,92 @@ pub fn remove_stale_with(key: &Key, opts: &Options) -> Result<bool> {
     }
     remove_pair(data, counter).map_err(|e| Error::os("shmctl(IPC_RMID)", &e).with_key(key))?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zerocopy::{FromBytes, IntoBytes};
+
+    fn found(size: usize) -> Found {
+        Found {
+            id: 1,
+            info: SegInfo { size, nattch: 1, uid: 0, cuid: 0, mode: 0o600, cpid: 1, lpid: 1, ctime: 0, removed: false },
+        }
+    }
+
+    fn valid_ident(size: usize) -> Ident {
+        Ident {
+            magic: MAGIC,
+            version: FORMAT_VERSION,
+            header_size: HEADER_SIZE as u32,
+            data_size: size as u64,
+            fingerprint: 0x1234,
+            nonce: 1,
+            creator_pid: 1,
+            mode: 0o600,
+            creator_start: 1,
+            key_dev: 0,
+            key_ino: 0,
+            created_unix: 0,
+            flags: u64::from(b'a'),
+            type_name: Ident::encode_type_name("T"),
+            path_hash: 0,
+        }
+    }
+
+    /// The header-validation fuzz target, run with a fixed budget: arbitrary header bytes and
+    /// mutations of a valid header never panic, and are accepted only when every checked
+    /// field is right.
+    #[test]
+    fn header_validation_fuzz() {
+        let path = std::env::temp_dir().join(format!("smobject-fuzz-{}", std::process::id()));
+        std::fs::write(&path, b"").unwrap();
+        let key = Key::from_path(&path, b'a').unwrap();
+        let layout = Layout { size: 64, fingerprint: 0x1234, type_name: "T" };
+        let (d, c) = (found(64), found(HEADER_SIZE + 64));
+        assert!(validate(&key, &valid_ident(64), &d, &c, layout).is_ok());
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut accepted = 0;
+        for i in 0..200_000u32 {
+            let mut bytes = valid_ident(64).as_bytes().to_vec();
+            match i % 3 {
+                // Entirely random header.
+                0 => bytes.iter_mut().for_each(|b| *b = next() as u8),
+                // A few random bytes of a valid header.
+                1 => {
+                    for _ in 0..=(next() % 4) {
+                        let at = (next() as usize) % bytes.len();
+                        bytes[at] = next() as u8;
+                    }
+                }
+                // Boundary values in the size and version fields.
+                _ => {
+                    let v = [0, 1, 63, 64, 65, u64::MAX, u64::MAX / 2, 1 << 32][(next() % 8) as usize];
+                    let at = [16usize, 8, 12, 24][(next() % 4) as usize];
+                    bytes[at..at + 4].copy_from_slice(&(v as u32).to_ne_bytes());
+                }
+            }
+            let ident = Ident::read_from_bytes(&bytes).unwrap();
+            let seg = found((next() % 200) as usize);
+            for (dd, cc) in [(&d, &c), (&seg, &c), (&d, &seg)] {
+                if validate(&key, &ident, dd, cc, layout).is_ok() {
+                    accepted += 1;
+                    assert_eq!(ident.magic, MAGIC);
+                    assert_eq!(ident.version, FORMAT_VERSION);
+                    assert_eq!(ident.fingerprint, layout.fingerprint);
+                    assert_eq!(ident.data_size, 64);
+                    assert!(dd.info.size >= 64 && cc.info.size >= HEADER_SIZE + 64);
+                }
+            }
+        }
+        assert!(accepted > 0, "mutations of unchecked fields are accepted");
+        std::fs::remove_file(path).unwrap();
+    }
 }

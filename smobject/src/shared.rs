@@ -194,6 +194,29 @@ impl<T: SharedStruct> Shared<T> {
         unsafe { out.assume_init() }
     }
 
+    /// [`read`](Self::read), giving up after `timeout`.
+    ///
+    /// `read` only waits while a writer holds the lock *and* keeps changing the value, or while
+    /// something outside the protocol corrupts the header; this bounds even those cases.
+    ///
+    /// # Errors
+    /// [`Timeout`](crate::ErrorKind::Timeout) if no consistent snapshot could be taken in time.
+    pub fn read_timeout(&self, timeout: Duration) -> Result<T> {
+        let mut out = MaybeUninit::<T>::uninit();
+        // SAFETY: `out` has room for one T; the region is live while `self` is.
+        let done = unsafe {
+            self.region
+                .read_until(out.as_mut_ptr().cast(), Some(Instant::now() + timeout))
+        };
+        if !done {
+            return Err(crate::Error::new(crate::ErrorKind::Timeout, format!("no consistent snapshot within {timeout:?}"))
+                .with_key(self.key())
+                .hint("a writer held the lock that long, or the header is being corrupted: see `smobject inspect`"));
+        }
+        // SAFETY: every byte of `out` was written by the successful copy; T: FromBytes.
+        Ok(unsafe { out.assume_init() })
+    }
+
     /// [`read`](Self::read) into an existing value, which avoids a large `T` on the stack.
     pub fn read_into(&self, dst: &mut T) {
         // SAFETY: `dst` is a valid, exclusive T; any bytes written are a valid T (FromBytes).

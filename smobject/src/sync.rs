@@ -67,6 +67,17 @@ impl Region {
     /// # Safety
     /// `dst` must be valid for `len` bytes of writes; the region's pointers must be live.
     pub(crate) unsafe fn read(&self, dst: *mut u8) {
+        // SAFETY: forwarded from the caller.
+        let done = unsafe { self.read_until(dst, None) };
+        debug_assert!(done, "a read without deadline only returns when done");
+    }
+
+    /// [`read`](Self::read) giving up at `deadline`: false if no consistent snapshot could be
+    /// taken by then (a writer holding the lock that long, or a corrupted header).
+    ///
+    /// # Safety
+    /// As for [`read`](Self::read).
+    pub(crate) unsafe fn read_until(&self, dst: *mut u8, deadline: Option<Instant>) -> bool {
         let spins = if self.len >= LARGE {
             SPINS_LARGE
         } else {
@@ -76,13 +87,16 @@ impl Region {
             for _ in 0..spins {
                 // SAFETY: forwarded from the caller.
                 if unsafe { self.try_read(dst) } {
-                    return;
+                    return true;
                 }
                 std::hint::spin_loop();
             }
             // SAFETY: forwarded from the caller.
             if unsafe { self.locked_read(dst) } {
-                return;
+                return true;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return false;
             }
         }
     }
@@ -151,6 +165,7 @@ impl Region {
                 // overlap (different segments).
                 unsafe { std::ptr::copy_nonoverlapping(self.header.backup(), self.data, self.len) };
             }
+            crate::fault::point("recover:restored");
             // Release: pairs with readers' Acquire loads; the restored bytes are published.
             s.seq.store(seq + 1, Ordering::Release);
             self.bump_epoch(seq + 1);
@@ -194,22 +209,25 @@ impl Region {
                 Err(e) => return Err(Error::os("locking the writer lock", &e)),
             }
         };
+        crate::fault::point("write:locked");
         let recovered = locked == Locked::OwnerDied;
         if recovered {
             self.recover();
         }
-        s.last_writer.store(sys::getpid(), Ordering::Relaxed);
+        s.last_writer.store(cached_pid(), Ordering::Relaxed);
         let seq = s.seq.load(Ordering::Relaxed);
         // SAFETY: we hold the lock, so nobody else writes either buffer; both are `len` bytes
         // in different segments.
         unsafe { std::ptr::copy_nonoverlapping(self.data, self.header.backup(), self.len) };
         // Release: the backup bytes are visible to a reader that sees this value.
         s.backup_seq.store(seq, Ordering::Release);
+        crate::fault::point("write:after-backup");
         // Release: a reader that sees `seq` odd also sees the backup and `backup_seq`.
         s.seq.store(seq + 1, Ordering::Release);
         // Release fence: the data writes that follow are ordered after the odd `seq`, for
         // readers that observe them (they re-check `seq` after an Acquire fence).
         fence(Ordering::Release);
+        crate::fault::point("write:odd");
         Ok(WriteState { seq, recovered })
     }
 
@@ -223,6 +241,7 @@ impl Region {
         }
         // Release: pairs with readers' Acquire loads; publishes the data writes.
         s.seq.store(st.seq + 2, Ordering::Release);
+        crate::fault::point("publish:after-seq");
         self.bump_epoch(st.seq + 2);
         // SAFETY: we hold the mutex (taken in begin_write).
         unsafe { sys::mutex_unlock(self.header.mutex()) };
@@ -288,6 +307,37 @@ impl Region {
     pub(crate) fn recoveries(&self) -> u64 {
         self.sync().recoveries.load(Ordering::Relaxed)
     }
+}
+
+/// This process's id, cached: `getpid` is a syscall (glibc stopped caching it in 2.25), and
+/// an uncontended `write` must make none (it cost about 180 ns, most of a 64 B write). 0 means
+/// not known yet; a `fork` child resets it, so it never keeps its parent's pid.
+static PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+static FORGET_PID_ON_FORK: std::sync::Once = std::sync::Once::new();
+
+/// `pthread_atfork` child handler: runs in the child right after `fork`. Async-signal-safe
+/// (one atomic store), as a handler in a child of a multi-threaded parent must be.
+extern "C" fn forget_pid() {
+    // Relaxed: the child's only thread reads it next.
+    PID.store(0, Ordering::Relaxed);
+}
+
+/// The last writer's pid for the header, without a syscall after the first call.
+fn cached_pid() -> i32 {
+    // Relaxed: a per-process cache; any value seen is this process's pid or 0 (the fork
+    // handler runs in the child before any of its code can read it).
+    let pid = PID.load(Ordering::Relaxed);
+    if pid != 0 {
+        return pid;
+    }
+    FORGET_PID_ON_FORK.call_once(|| {
+        // SAFETY: registers a child handler that only stores to a static atomic; no prepare
+        // or parent handler. Registration cannot be undone, which is fine for a static.
+        let _ = unsafe { libc::pthread_atfork(None, None, Some(forget_pid)) };
+    });
+    let pid = sys::getpid();
+    PID.store(pid, Ordering::Relaxed);
+    pid
 }
 
 /// An open write.

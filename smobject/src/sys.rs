@@ -168,6 +168,13 @@ pub(crate) fn funlock(file: &std::fs::File) {
     let _ = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
 }
 
+/// Kills this process with `SIGKILL` (fault injection).
+#[cfg(feature = "fault-injection")]
+pub(crate) fn kill_self() {
+    // SAFETY: raise takes no pointers; SIGKILL cannot be caught, so this does not return.
+    unsafe { libc::raise(libc::SIGKILL) };
+}
+
 /// Effective uid of this process.
 pub(crate) fn geteuid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.

@@ -124,8 +124,23 @@ pub struct Helper {
 impl Helper {
     /// Starts `smo-helper ARGS...`.
     pub fn spawn(args: &[&str]) -> Helper {
-        let mut child = Command::new(helper_exe())
-            .args(args)
+        Helper::spawn_with(Command::new(helper_exe()).args(args))
+    }
+
+    /// Starts `smo-helper ARGS...` with `SMOBJECT_FAULT=fault` (a fault point, see the library's
+    /// `fault` module), so it kills itself there.
+    pub fn spawn_fault(fault: &str, args: &[&str]) -> Helper {
+        Helper::spawn_with(
+            Command::new(helper_exe())
+                .args(args)
+                .env("SMOBJECT_FAULT", fault),
+        )
+    }
+
+    /// Starts a prepared command (its program is usually `smo-helper`, possibly behind
+    /// `unshare` or `setpriv`).
+    pub fn spawn_with(cmd: &mut Command) -> Helper {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -13,6 +13,8 @@
 //! - `legacy-create PATH ID SIZE STATE`: creates both segments raw with an all-zero (or
 //!   `STATE`) header and nobody attached: what a creator killed mid-initialisation leaves.
 //! - `t-*`: typed roles on the structs of `tests::structs`, see the `typed` module.
+//! - `ns-*`: scenarios run inside private IPC and PID namespaces (`unshare`), where sysctls
+//!   can be lowered and the leak check is exact; see the `namespaced` module.
 #![allow(clippy::missing_panics_doc)]
 
 use std::io::{BufRead, Write};
@@ -32,6 +34,9 @@ fn main() {
         "churn" => churn(&args[1..]),
         "squat" => squat(&args[1..]),
         "legacy-create" => legacy_create(&args[1..]),
+        "ns-limits" => namespaced::limits(&args[1..]),
+        "ns-pid-reuse" => namespaced::pid_reuse(&args[1..]),
+        "ns-exhaust" => namespaced::exhaust(&args[1..]),
         role if role.starts_with("t-") => typed::run(role, &args[1..]),
         _ => {
             eprintln!("smo-helper: unknown role {role:?}");
@@ -77,10 +82,14 @@ fn worker(args: &[String]) -> i32 {
         let Ok(line) = line else { break };
         let words: Vec<&str> = line.split_whitespace().collect();
         let reply = match words.as_slice() {
-            ["create" | "access" | "open", ..] => {
+            ["create" | "access" | "open" | "access-allow", ..] => {
                 let r = match words[0] {
                     "create" => RawObject::create(&key, layout, &opts),
                     "access" => RawObject::access(&key, layout, &opts),
+                    "access-allow" => {
+                        let uid = words.get(1).and_then(|u| u.parse().ok()).unwrap_or(0);
+                        RawObject::access(&key, layout, &Options::new().allow_uid(uid))
+                    }
                     _ => RawObject::open_or_create(&key, layout, &opts),
                 };
                 match r {
@@ -138,6 +147,8 @@ fn worker(args: &[String]) -> i32 {
                 "ok".to_owned()
             }
             ["exit"] => return 0,
+            // Exit without running destructors, the handle still attached.
+            ["quit-hard"] => std::process::exit(0),
             _ => format!("err Usage {line:?}"),
         };
         if writeln!(out, "{reply}").and_then(|()| out.flush()).is_err() {
@@ -404,6 +415,34 @@ mod typed {
                 }
                 println!("ok {snaps} {torn} {distinct}");
             }
+            // Scribbles random bytes over the live header (not the mutex) for MS milliseconds.
+            "t-scribble" => return scribble(path, id(a), arg(a, 2)),
+            // Reads and writes with time-outs for MS milliseconds; counts successes and errors.
+            "t-robust-rw" => {
+                let Some(w) = report(Shared::<Words>::access_at(path, id(a))) else {
+                    return 1;
+                };
+                let ms: u64 = arg(a, 2);
+                let (mut reads, mut read_errs, mut writes, mut write_errs) =
+                    (0u64, 0u64, 0u64, 0u64);
+                let start = Instant::now();
+                while start.elapsed() < Duration::from_millis(ms) {
+                    match w.read_timeout(Duration::from_millis(20)) {
+                        Ok(_) => reads += 1,
+                        Err(_) => read_errs += 1,
+                    }
+                    match w.lock_timeout(Duration::from_millis(20)) {
+                        Ok(mut g) => {
+                            g.words[0] = g.words[0].wrapping_add(1);
+                            writes += 1;
+                        }
+                        Err(_) => write_errs += 1,
+                    }
+                }
+                println!("ok {reads} {read_errs} {writes} {write_errs}");
+            }
+            // Operations for the fault-point tests (SMOBJECT_FAULT set by the test).
+            "t-fault" => return fault_op(path, id(a), &a[2..]),
             _ => {
                 eprintln!("smo-helper: unknown role {role}");
                 return 2;
@@ -412,7 +451,375 @@ mod typed {
         0
     }
 
+    fn fault_op(path: &str, id: u8, op: &[String]) -> i32 {
+        let words = |r: smobject::Result<Shared<Words>>| report(r);
+        match op.first().map(String::as_str) {
+            Some("create") => {
+                let Some(w) = words(Shared::<Words>::open_or_create_at(path, id)) else {
+                    return 1;
+                };
+                println!("ok {}", w.created());
+            }
+            Some("access") => {
+                let Some(w) = words(Shared::<Words>::access_at(path, id)) else {
+                    return 1;
+                };
+                println!("ok {}", w.raw().mem_ctr());
+                wait_stdin_line();
+            }
+            Some("write") => {
+                let Some(w) = words(Shared::<Words>::access_at(path, id)) else {
+                    return 1;
+                };
+                let n: u64 = arg(op, 1);
+                w.write(|v| v.words = [n; 32]);
+                println!("ok");
+            }
+            Some("lock") => {
+                let Some(w) = words(Shared::<Words>::access_at(path, id)) else {
+                    return 1;
+                };
+                let reply = match w.lock() {
+                    Ok(g) => format!("ok {} {}", g.recovered(), g.words[0]),
+                    Err(e) => format!("err {e}"),
+                };
+                println!("{reply}");
+            }
+            other => {
+                eprintln!("smo-helper: unknown fault op {other:?}");
+                return 2;
+            }
+        }
+        0
+    }
+
+    fn scribble(path: &str, id: u8, ms: u64) -> i32 {
+        let key = smobject::Key::from_path(path, id).unwrap();
+        let pair = smobject::inspect::pair_by_key(key.raw())
+            .unwrap()
+            .expect("a live pair");
+        let shmid = pair.counter.expect("counter segment").shmid;
+        // SAFETY: attaching a live segment read-write; null lets the kernel pick the address.
+        let p = unsafe { libc::shmat(shmid, std::ptr::null(), 0) }.cast::<u8>();
+        assert!(
+            p as isize != -1,
+            "shmat: {}",
+            std::io::Error::last_os_error()
+        );
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut n = 0u64;
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(ms) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Any byte of the 512-byte header except the mutex at 320..384, whose corruption
+            // glibc's pthread code does not survive (see the reliability suite's notes).
+            let off = (x % 448) as usize;
+            let off = if off >= 320 { off + 64 } else { off };
+            // SAFETY: off < 512, inside the mapping; racing writes are the point of the test.
+            unsafe { p.wrapping_add(off).write_volatile((x >> 32) as u8) };
+            n += 1;
+            if n % 64 == 0 {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        }
+        // SAFETY: attached above, not used after.
+        unsafe { libc::shmdt(p.cast()) };
+        println!("ok {n}");
+        0
+    }
+
     fn zeroed<T: smobject::__private::zerocopy::FromZeros>() -> T {
         T::new_zeroed()
+    }
+}
+
+/// Scenarios for private namespaces (`unshare --ipc --pid --fork --mount-proc`). Each prints
+/// `ok WHAT` lines, or `fail WHAT: why` and exits 1, and checks at the end that
+/// `/proc/sysvipc/shm` (this namespace's segments only) is empty.
+mod namespaced {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    use smobject::{ErrorKind, Key, Layout, Options, RawObject};
+
+    fn set(name: &str, value: u64) {
+        std::fs::write(format!("/proc/sys/kernel/{name}"), value.to_string())
+            .unwrap_or_else(|e| panic!("cannot set kernel.{name} in this namespace: {e}"));
+    }
+
+    fn segments_here() -> usize {
+        std::fs::read_to_string("/proc/sysvipc/shm").map_or(usize::MAX, |s| s.lines().count() - 1)
+    }
+
+    fn check(what: &str, ok: bool, why: impl std::fmt::Display) -> bool {
+        if ok {
+            println!("ok {what}");
+        } else {
+            println!("fail {what}: {why}");
+        }
+        ok
+    }
+
+    fn expect_limit(what: &str, r: smobject::Result<RawObject>, limit: &str, sysctl: &str) -> bool {
+        match r {
+            Err(e) => check(
+                what,
+                e.kind() == ErrorKind::Limit
+                    && e.to_string().contains(limit)
+                    && e.to_string().contains(sysctl),
+                format!("{:?}: {e}", e.kind()),
+            ),
+            Ok(_) => check(what, false, "created despite the limit"),
+        }
+    }
+
+    fn finish(all: bool) -> i32 {
+        let left = segments_here();
+        let clean = check(
+            "no segment left in the namespace",
+            left == 0,
+            format!("{left} left"),
+        );
+        if all && clean {
+            0
+        } else {
+            1
+        }
+    }
+
+    pub(super) fn limits(args: &[String]) -> i32 {
+        let path = &args[0];
+        let key = |id: u8| Key::from_path(path, id).unwrap();
+        let o = Options::new();
+        let mut all = true;
+        set("shmmni", 3);
+        let first = RawObject::create(&key(b'a'), Layout::untyped(64), &o);
+        all &= check("a pair fits in shmmni=3", first.is_ok(), "create failed");
+        all &= expect_limit(
+            "SHMMNI",
+            RawObject::create(&key(b'b'), Layout::untyped(64), &o),
+            "SHMMNI",
+            "kernel.shmmni",
+        );
+        all &= check(
+            "no half pair after SHMMNI",
+            segments_here() == 2,
+            segments_here(),
+        );
+        drop(first);
+        set("shmmni", 4096);
+
+        set("shmmax", 8192);
+        all &= expect_limit(
+            "SHMMAX (data)",
+            RawObject::create(&key(b'c'), Layout::untyped(16384), &o),
+            "SHMMAX",
+            "kernel.shmmax",
+        );
+        // The data segment fits, the counter segment (header + backup) does not.
+        all &= expect_limit(
+            "SHMMAX (counter)",
+            RawObject::create(&key(b'c'), Layout::untyped(7900), &o),
+            "SHMMAX",
+            "kernel.shmmax",
+        );
+        all &= check(
+            "no half pair after SHMMAX",
+            segments_here() == 0,
+            segments_here(),
+        );
+        set("shmmax", 1 << 40);
+
+        set("shmall", 8);
+        all &= expect_limit(
+            "SHMALL",
+            RawObject::create(&key(b'd'), Layout::untyped(64 * 1024), &o),
+            "SHMALL",
+            "kernel.shmall",
+        );
+        all &= check(
+            "no half pair after SHMALL",
+            segments_here() == 0,
+            segments_here(),
+        );
+        set("shmall", 1 << 40);
+        finish(all)
+    }
+
+    pub(super) fn pid_reuse(args: &[String]) -> i32 {
+        let path = &args[0];
+        let key = Key::from_path(path, b'p').unwrap();
+        let small = std::fs::write("/proc/sys/kernel/pid_max", "400").is_ok();
+        println!("info pid_max lowered to 400: {small}");
+        // After a wrap the kernel hands out pids from 300 (RESERVED_PIDS) up: move past it
+        // first, so the creator's pid is one that can come round again.
+        while small {
+            // SAFETY: single-threaded; the child only calls _exit.
+            match unsafe { libc::fork() } {
+                // SAFETY: async-signal-safe.
+                0 => unsafe { libc::_exit(0) },
+                -1 => break,
+                pid => {
+                    // SAFETY: reaping our own child.
+                    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+                    if pid >= 310 {
+                        break;
+                    }
+                }
+            }
+        }
+        // A creator that dies: its pair is left stale with its pid in the header.
+        let mut creator = Command::new(std::env::current_exe().unwrap())
+            .args(["worker", path, "p", "64"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(creator.stdin.as_mut().unwrap(), "create").unwrap();
+        let mut line = String::new();
+        BufReader::new(creator.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let target = creator.id() as i32;
+        let _ = creator.kill();
+        let _ = creator.wait();
+        let pair = smobject::inspect::pair_by_key(key.raw())
+            .unwrap()
+            .expect("the dead creator's pair");
+        let shmid = pair.counter.expect("counter segment").shmid;
+        let header = smobject::inspect::read_header(shmid).unwrap();
+        let mut all = check(
+            "header names the dead creator",
+            header.creator_pid == target,
+            header.creator_pid,
+        );
+        all &= check(
+            "dead creator is not alive",
+            !header.creator_alive(),
+            "alive",
+        );
+
+        // Start times have clock-tick (10 ms) resolution: a pid reused within the same tick
+        // as its previous owner started would look alike. That needs a full pid wrap inside
+        // 10 ms, which this small namespace could do; real systems cannot. Let a tick pass.
+        std::thread::sleep(Duration::from_millis(30));
+        // Fork until the kernel hands the dead creator's pid to a new process.
+        let mut forks = 0u64;
+        let reused = loop {
+            if forks > 200_000 {
+                break None;
+            }
+            forks += 1;
+            // SAFETY: this process is single-threaded; the child only calls async-signal-safe
+            // functions (getpid, sleep, _exit).
+            match unsafe { libc::fork() } {
+                0 => {
+                    // SAFETY: async-signal-safe calls only.
+                    unsafe {
+                        if libc::getpid() == target {
+                            libc::sleep(30);
+                        }
+                        libc::_exit(0);
+                    }
+                }
+                -1 => break None,
+                pid if pid == target => break Some(pid),
+                pid => {
+                    // SAFETY: reaping our own child; a null status pointer is allowed.
+                    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+                }
+            }
+        };
+        all &= check(
+            "the dead creator's pid was reused",
+            reused.is_some(),
+            format!("not within {forks} forks"),
+        );
+        if let Some(pid) = reused {
+            // SAFETY: signal 0 only checks existence.
+            let exists = unsafe { libc::kill(pid, 0) } == 0;
+            all &= check("a process runs under the reused pid", exists, "none");
+            let header = smobject::inspect::read_header(shmid).unwrap();
+            all &= check(
+                &format!("liveness still says dead after {forks} forks (pid plus start time)"),
+                !header.creator_alive(),
+                "a bare pid check would have said alive",
+            );
+            // SAFETY: our child; kill and reap it.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+        }
+        all &= check(
+            "stale pair removed",
+            smobject::remove_stale(path, b'p').unwrap_or(false),
+            "not removed",
+        );
+        finish(all)
+    }
+
+    fn resident_pages() -> u64 {
+        let out = Command::new("ipcs").args(["-m", "-u"]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .find(|l| l.contains("pages resident"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(u64::MAX)
+    }
+
+    pub(super) fn exhaust(args: &[String]) -> i32 {
+        let path = &args[0];
+        let mut all = true;
+        let ids: Vec<u8> = (b'A'..=b'z').collect();
+        let o = Options::new();
+        // Hundreds of objects: 6 rounds of 58 objects alive at once (116 segments).
+        for round in 0..6 {
+            let objs: Vec<RawObject> = ids
+                .iter()
+                .map(|&id| {
+                    RawObject::create(
+                        &Key::from_path(path, id).unwrap(),
+                        Layout::untyped(4096 * (round + 1)),
+                        &o,
+                    )
+                    .unwrap()
+                })
+                .collect();
+            for obj in &objs {
+                // SAFETY: each object is at least 4096 bytes.
+                unsafe { obj.as_ptr().write_bytes(0xa5, 4096) };
+            }
+            drop(objs);
+        }
+        all &= check(
+            "348 objects created, written and dropped",
+            segments_here() == 0,
+            segments_here(),
+        );
+        let before = resident_pages();
+        let key = Key::from_path(path, b'G').unwrap();
+        let big = RawObject::create(&key, Layout::untyped(1 << 30), &o).unwrap();
+        // SAFETY: the object is 1 GiB.
+        unsafe { big.as_ptr().write_bytes(0x5a, 1 << 30) };
+        let during = resident_pages();
+        all &= check(
+            "1 GiB resident while attached",
+            during >= before + (1 << 30) / 4096,
+            format!("{before} -> {during} pages"),
+        );
+        drop(big);
+        std::thread::sleep(Duration::from_millis(50));
+        let after = resident_pages();
+        all &= check(
+            "1 GiB returned after the last detach",
+            after <= before,
+            format!("{before} -> {after} pages"),
+        );
+        finish(all)
     }
 }
