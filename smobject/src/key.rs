@@ -57,6 +57,47 @@ impl Key {
         Self::derive(path, id)
     }
 
+    /// [`from_path`](Self::from_path), first creating the key file if it does not exist, with
+    /// the read bits of `mode` (every process that opens the object must be able to read it:
+    /// the key file is locked with `flock`). Used by the creating side of the typed API.
+    ///
+    /// # Errors
+    /// As [`from_path`](Self::from_path); [`ErrorKind::PathNotFound`] if the directory does not
+    /// exist, [`ErrorKind::PermissionDenied`] if the file cannot be created.
+    pub fn from_path_creating(path: impl AsRef<Path>, id: u8, mode: u32) -> Result<Key> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = path.as_ref();
+        if (ID_MIN..=ID_MAX).contains(&id) && !path.exists() {
+            let created = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode & 0o444)
+                .open(path);
+            match created {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(Error::new(
+                        ErrorKind::PathNotFound,
+                        format!(
+                            "cannot create the key file {}: its directory does not exist",
+                            path.display()
+                        ),
+                    )
+                    .with_errno(e.raw_os_error())
+                    .with_path_id(path, id)
+                    .hint("create the directory, or choose a key file in an existing one"));
+                }
+                Err(e) => {
+                    return Err(Error::os("creating the key file", &e)
+                        .with_path_id(path, id)
+                        .hint("create the key file beforehand, readable by every process that uses the object"));
+                }
+            }
+        }
+        Self::from_path(path, id)
+    }
+
     fn derive(path: &Path, id: u8) -> Result<Key> {
         match sys::ftok(path, id) {
             Ok(raw) => Ok(Key {

@@ -71,13 +71,17 @@ impl<T: SharedStruct> Shared<T> {
         Options::new().mode(T::MODE)
     }
 
-    /// Creates a new, zeroed object under `(path, id)`.
+    /// Creates a new, zeroed object under `(path, id)`. The key file is created (readable as
+    /// `T::MODE` allows) if it does not exist.
     ///
     /// # Errors
     /// [`AlreadyExists`](crate::ErrorKind::AlreadyExists) if a live object exists (a stale
     /// one, left by crashed processes, is reclaimed); key errors; kernel limits.
     pub fn create_at(path: impl AsRef<Path>, id: u8) -> Result<Shared<T>> {
-        Self::create_in(&Key::from_path(path, id)?, &Self::options())
+        Self::create_in(
+            &Key::from_path_creating(path, id, T::MODE)?,
+            &Self::options(),
+        )
     }
 
     /// Attaches to the existing object under `(path, id)`.
@@ -91,12 +95,16 @@ impl<T: SharedStruct> Shared<T> {
         Self::access_in(&Key::from_path(path, id)?, &Self::options())
     }
 
-    /// Attaches to the live object under `(path, id)` or creates it.
+    /// Attaches to the live object under `(path, id)` or creates it (and the key file, if
+    /// missing).
     ///
     /// # Errors
     /// As [`create_at`](Self::create_at) and [`access_at`](Self::access_at).
     pub fn open_or_create_at(path: impl AsRef<Path>, id: u8) -> Result<Shared<T>> {
-        Self::open_or_create_in(&Key::from_path(path, id)?, &Self::options())
+        Self::open_or_create_in(
+            &Key::from_path_creating(path, id, T::MODE)?,
+            &Self::options(),
+        )
     }
 
     /// Creates a new object under `T`'s own key holding `value` from the start: no other
@@ -115,7 +123,7 @@ impl<T: SharedStruct> Shared<T> {
     /// As [`create_at`](Self::create_at).
     #[allow(clippy::needless_pass_by_value)] // by value, as `Shared::new`-style constructors take it
     pub fn create_with_at(path: impl AsRef<Path>, id: u8, value: T) -> Result<Shared<T>> {
-        let key = Key::from_path(path, id)?;
+        let key = Key::from_path_creating(path, id, T::MODE)?;
         let src = std::ptr::from_ref(&value).cast::<u8>();
         let init = |dst: *mut u8| {
             // SAFETY: `dst` is the fresh data segment of size_of::<T>() bytes; `src` points to

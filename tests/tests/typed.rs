@@ -132,3 +132,28 @@ fn shared_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Shared<Telemetry>>();
 }
+
+#[test]
+fn create_makes_a_missing_key_file_and_access_does_not() {
+    let dir = std::env::temp_dir().join(format!("smobject-test-mkkey-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("telemetry");
+    let e = Shared::<Telemetry>::access_at(&path, b'a').unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PathNotFound, "{e}");
+    assert!(!path.exists(), "access never creates the key file");
+    let created = Shared::<Telemetry>::create_at(&path, b'a').unwrap();
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+    assert_eq!(
+        mode & 0o777,
+        0o400,
+        "key file readable as the object's 0o600 mode allows"
+    );
+    let key = created.key().clone();
+    drop(created);
+    assert!(tests::shmid(key.raw()).is_none() && tests::shmid(key.counter().raw()).is_none());
+    let e = Shared::<Telemetry>::create_at(dir.join("missing-dir").join("k"), b'a').unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PathNotFound, "{e}");
+    assert!(e.hint_text().unwrap().contains("directory"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
