@@ -1,2 +1,240 @@
-//! The `smobject` command.
-fn main() {}
+//! The `smobject` command: what `ipcs` and `ipcrm` do, aware of smobject's segment pairs, their
+//! types and the liveness of the processes using them.
+//!
+//! ```text
+//! smobject ls [--json] [--path FILE | --key KEY]
+//! smobject inspect (PATH ID | --key KEY) [--hex]
+//! smobject rm (PATH ID | --key KEY) [--force]
+//! smobject gc [--dry-run] [--path FILE | --key KEY]
+//! smobject watch (PATH ID | --key KEY) [--interval 1s] [--count N]
+//! ```
+//!
+//! Errors are printed as `error: ...` (smobject's messages name the key, path and id and carry a
+//! hint) and exit with status 1; usage errors exit with status 2. See `README.md`.
+
+mod fmt;
+mod gc;
+mod inspect;
+mod ls;
+mod procfs;
+mod rm;
+mod target;
+mod watch;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::target::{parse_duration, parse_id, parse_key, Filter, Target};
+
+/// Share a `#[repr(C)]` struct between processes: list, inspect, remove and watch smobject
+/// pairs (a data segment `ftok(path, id)` and a counter segment `ftok(path, id - 58)`).
+#[derive(Parser, Debug)]
+#[command(name = "smobject", version, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List every smobject pair on the host: keys, type, size, owner, attachments, state, age.
+    Ls {
+        /// Print a JSON array instead of a table (for scripts).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// Show one pair's header field by field, its version and writer-lock state.
+    Inspect {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Also dump the data (a consistent read-only snapshot) in hex.
+        #[arg(long)]
+        hex: bool,
+    },
+    /// Remove both segments of a pair (refuses a pair with processes attached).
+    Rm {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Remove even if processes are attached (they keep their mappings until they detach).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove every stale pair (nobody attached; its processes died).
+    ///
+    /// Scripts and tests should filter with `--path` or `--key`: unfiltered, gc also removes
+    /// other programs' pairs that are stale for a moment. With `--path`, each removal holds the
+    /// key file's lock; otherwise each pair is re-checked (same instance, still unattached)
+    /// just before it is removed.
+    Gc {
+        /// List what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// Live view of a pair's version and update rate.
+    Watch {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Time between samples: seconds (`0.5`) or with a unit (`200ms`, `2s`).
+        #[arg(long, default_value = "1s", value_parser = parse_duration)]
+        interval: Duration,
+        /// Stop after this many samples (default: run until interrupted).
+        #[arg(long)]
+        count: Option<u64>,
+    },
+}
+
+/// One pair, named by its key file and id or by its raw data key.
+#[derive(Args, Debug)]
+struct TargetArgs {
+    /// The key file (as given to `ftok`).
+    #[arg(required_unless_present = "key", conflicts_with = "key")]
+    path: Option<PathBuf>,
+    /// The project id: one character in 'A'..='z', e.g. `a`.
+    #[arg(required_unless_present = "key", value_parser = parse_id)]
+    id: Option<u8>,
+    /// The data segment's key instead of PATH ID (`0x6101abcd`, or decimal).
+    #[arg(long, value_parser = parse_key)]
+    key: Option<i32>,
+}
+
+impl TargetArgs {
+    fn resolve(&self) -> Result<Target, Failure> {
+        match (&self.path, self.id, self.key) {
+            (_, _, Some(key)) => Ok(Target::from_key(key)),
+            (Some(path), Some(id), None) => Target::from_path(path, id),
+            // clap's `required_unless_present` makes this unreachable; still, no panic.
+            _ => Err(Failure::Usage("give PATH and ID, or --key".into())),
+        }
+    }
+}
+
+/// Which pairs `ls` and `gc` consider.
+#[derive(Args, Debug)]
+struct FilterArgs {
+    /// Only pairs made for this key file (their header's device and inode match it).
+    #[arg(long, conflicts_with = "key")]
+    path: Option<PathBuf>,
+    /// Only the pair with this data (or counter) key.
+    #[arg(long, value_parser = parse_key)]
+    key: Option<i32>,
+}
+
+impl FilterArgs {
+    fn resolve(&self) -> Result<Filter, Failure> {
+        match (&self.path, self.key) {
+            (Some(path), _) => Filter::from_path(path),
+            (None, Some(key)) => Ok(Filter::Key(key)),
+            (None, None) => Ok(Filter::All),
+        }
+    }
+}
+
+/// Why a command failed: printed as `error: {self}`, exit status 1.
+#[derive(Debug)]
+enum Failure {
+    /// An error from the runtime (its message names key, path, id and a hint).
+    Smobject(smobject::Error),
+    /// An error with extra context lines (e.g. the pids attached to a pair `rm` refused).
+    Context(smobject::Error, String),
+    /// Nothing under the key.
+    NotFound(String),
+    /// An argument combination clap could not rule out.
+    Usage(String),
+    /// Writing the output failed (other than a closed pipe).
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Smobject(e) => write!(f, "{e}"),
+            Self::Context(e, more) => write!(f, "{e}\n{more}"),
+            Self::NotFound(what) => write!(
+                f,
+                "no shared object under this key ({what}); hint: `smobject ls` lists every pair"
+            ),
+            Self::Usage(m) => f.write_str(m),
+            Self::Io(e) => write!(f, "writing the output: {e}"),
+        }
+    }
+}
+
+impl From<smobject::Error> for Failure {
+    fn from(e: smobject::Error) -> Self {
+        Self::Smobject(e)
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Command::Ls { json, filter } => ls::run(&mut out, &filter.resolve()?, json),
+        Command::Inspect { target, hex } => inspect::run(&mut out, &target.resolve()?, hex),
+        Command::Rm { target, force } => rm::run(&mut out, &target.resolve()?, force),
+        Command::Gc { dry_run, filter } => gc::run(&mut out, &filter.resolve()?, dry_run),
+        Command::Watch {
+            target,
+            interval,
+            count,
+        } => watch::run(&mut out, &target.resolve()?, interval, count),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse(); // usage errors: message and exit status 2
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        // `smobject ls | head`: a closed pipe ends the output quietly, as for other tools.
+        Err(Failure::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn target_needs_path_and_id_or_key() {
+        assert!(Cli::try_parse_from(["smobject", "inspect", "/tmp/x", "a"]).is_ok());
+        assert!(Cli::try_parse_from(["smobject", "inspect", "--key", "0x6101abcd"]).is_ok());
+        assert!(Cli::try_parse_from(["smobject", "inspect", "/tmp/x"]).is_err());
+        assert!(Cli::try_parse_from(["smobject", "inspect", "/tmp/x", "ab"]).is_err());
+        assert!(Cli::try_parse_from(["smobject", "rm", "/tmp/x", "a", "--key", "1"]).is_err());
+        assert!(Cli::try_parse_from(["smobject", "gc", "--path", "/x", "--key", "1"]).is_err());
+    }
+
+    #[test]
+    fn watch_defaults_to_one_second() {
+        let cli = Cli::try_parse_from(["smobject", "watch", "/tmp/x", "a"]).unwrap();
+        let Command::Watch {
+            interval, count, ..
+        } = cli.command
+        else {
+            panic!("not watch");
+        };
+        assert_eq!((interval, count), (Duration::from_secs(1), None));
+    }
+}

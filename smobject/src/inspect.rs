@@ -388,13 +388,18 @@ pub fn remove_key(data_key: i32, force: bool) -> Result<()> {
             ),
         ));
     };
-    let attached =
-        p.data.as_ref().map_or(0, |d| d.nattch) + p.counter.as_ref().map_or(0, |c| c.nattch);
+    // Each smobject handle attaches both segments: report the larger count, not the sum.
+    let attached = p
+        .data
+        .as_ref()
+        .map_or(0, |d| d.nattch)
+        .max(p.counter.as_ref().map_or(0, |c| c.nattch));
     if attached > 0 && !force {
-        return Err(
-            Error::new(ErrorKind::InUse, format!("{attached} attachment(s) remain"))
-                .hint("stop the processes first (see `smobject ls`), or force the removal"),
-        );
+        return Err(Error::new(
+            ErrorKind::InUse,
+            format!("{attached} process(es) are attached"),
+        )
+        .hint("stop the processes first (see `smobject ls`), or force the removal"));
     }
     for s in p.data.iter().chain(p.counter.iter()) {
         sys::shm_remove(s.shmid).map_err(|e| Error::os("shmctl(IPC_RMID)", &e))?;
