@@ -51,6 +51,7 @@ fn generate(config: &Configuration, strukt: &ItemStruct) -> TokenStream {
     let mode = LitInt::new(&format!("0o{:o}", config.mode), Span::call_site());
     let description = LitStr::new(&description(strukt), Span::call_site());
     let checks = layout_checks(strukt);
+    let c_fields = c_fields(strukt);
     let constructors = constructors(config, strukt);
     quote! {
         const _: () = {
@@ -66,6 +67,7 @@ fn generate(config: &Configuration, strukt: &ItemStruct) -> TokenStream {
                     ::core::mem::size_of::<Self>(),
                     ::core::mem::align_of::<Self>(),
                 );
+                const C_FIELDS: &'static [::smobject::__private::CField] = &[#(#c_fields),*];
             }
 
             #constructors
@@ -126,6 +128,101 @@ fn layout_checks(strukt: &ItemStruct) -> TokenStream {
 
         #asserts
     }
+}
+
+/// One `CField` per field: its name, its C type, array dimensions (outermost first), offset
+/// and size, for `smobject::c_header`. Offsets and sizes are consts computed by rustc, so the
+/// header's `_Static_assert`s compare C's layout with the real one.
+fn c_fields(strukt: &ItemStruct) -> Vec<TokenStream> {
+    strukt
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(index, field)| {
+            let ty = &field.ty;
+            let (name, member) = if let Some(ident) = &field.ident {
+                (ident.unraw().to_string(), quote!(#ident))
+            } else {
+                let member = syn::Index::from(index);
+                (format!("_{index}"), quote!(#member))
+            };
+            let mut dims = Vec::new();
+            let (c_type, atomic) = c_type(ty, &mut dims);
+            quote! {
+                ::smobject::__private::CField {
+                    name: #name,
+                    c_type: #c_type,
+                    atomic: #atomic,
+                    dims: &[#(#dims),*],
+                    offset: ::core::mem::offset_of!(Self, #member),
+                    size: ::core::mem::size_of::<#ty>(),
+                }
+            }
+        })
+        .collect()
+}
+
+/// The C element type of `ty` (an expression of type `&'static str`) and whether it is atomic,
+/// pushing array lengths onto `dims`. Read from the tokens, as `check` does: primitives and
+/// `Atomic*` by their last path segment, any other path as `struct <LastSegment>` (a nested
+/// `#[repr(C)]` struct the C program declares too; a type alias is spelled as its own name, which
+/// the header's size asserts then catch), anything else as opaque bytes.
+fn c_type(ty: &syn::Type, dims: &mut Vec<TokenStream>) -> (TokenStream, bool) {
+    match ty {
+        syn::Type::Group(group) => c_type(&group.elem, dims),
+        syn::Type::Paren(paren) => c_type(&paren.elem, dims),
+        syn::Type::Array(array) => {
+            let len = &array.len;
+            dims.push(quote!(#len));
+            c_type(&array.elem, dims)
+        }
+        syn::Type::Path(path) if path.qself.is_none() && !path.path.segments.is_empty() => {
+            let last = path
+                .path
+                .segments
+                .last()
+                .map(|s| s.ident.unraw().to_string());
+            let last = last.unwrap_or_default();
+            let (base, atomic) = match last.strip_prefix("Atomic") {
+                Some(rest) if c_primitive(&rest.to_lowercase()).is_some() => {
+                    (rest.to_lowercase(), true)
+                }
+                _ => (last.clone(), false),
+            };
+            if let Some(spelling) = c_primitive(&base) {
+                (spelling, atomic)
+            } else {
+                let spelling = format!("struct {last}");
+                (quote!(#spelling), false)
+            }
+        }
+        _ => {
+            dims.push(quote!(::core::mem::size_of::<#ty>()));
+            (quote!("uint8_t"), false)
+        }
+    }
+}
+
+/// The C spelling of a Rust primitive number type, if `name` is one.
+fn c_primitive(name: &str) -> Option<TokenStream> {
+    let spelling = match name {
+        "u8" => "uint8_t",
+        "u16" => "uint16_t",
+        "u32" => "uint32_t",
+        "u64" => "uint64_t",
+        "i8" => "int8_t",
+        "i16" => "int16_t",
+        "i32" => "int32_t",
+        "i64" => "int64_t",
+        "u128" => "unsigned __int128",
+        "i128" => "__int128",
+        "f32" => "float",
+        "f64" => "double",
+        "usize" => return Some(quote!(::smobject::__private::C_USIZE)),
+        "isize" => return Some(quote!(::smobject::__private::C_ISIZE)),
+        _ => return None,
+    };
+    Some(quote!(#spelling))
 }
 
 /// `create`, `access` and `open_or_create`, with the struct's visibility.
@@ -260,6 +357,39 @@ mod tests {
     }
 
     #[test]
+    fn c_types_of_primitives_atomics_arrays_and_structs() {
+        let c = |ty: syn::Type| {
+            let mut dims = Vec::new();
+            let (spelling, atomic) = super::c_type(&ty, &mut dims);
+            let dims: Vec<String> = dims.iter().map(ToString::to_string).collect();
+            (spelling.to_string(), atomic, dims.join(","))
+        };
+        let s = |x: &str| format!("{x:?}");
+        assert_eq!(
+            c(syn::parse_quote!(u64)),
+            (s("uint64_t"), false, String::new())
+        );
+        assert_eq!(
+            c(syn::parse_quote!([[f32; 4]; 3])),
+            (s("float"), false, "3,4".into())
+        );
+        assert_eq!(
+            c(syn::parse_quote!(core::sync::atomic::AtomicU32)),
+            (s("uint32_t"), true, String::new())
+        );
+        assert_eq!(
+            c(syn::parse_quote!([AtomicI8; 8])),
+            (s("int8_t"), true, "8".into())
+        );
+        assert_eq!(
+            c(syn::parse_quote!(crate::Vec3)),
+            (s("struct Vec3"), false, String::new())
+        );
+        assert!(c(syn::parse_quote!(usize)).0.contains("C_USIZE"));
+        assert!(c(syn::parse_quote!(AtomicIsize)).0.contains("C_ISIZE"));
+    }
+
+    #[test]
     fn emits_the_item_unchanged_with_every_error() {
         let item = quote!(
             struct S {
@@ -291,6 +421,9 @@ mod tests {
             "pub fn create ()",
             "pub fn access ()",
             "pub fn open_or_create ()",
+            "const C_FIELDS",
+            "name : \"a\" , c_type : \"uint32_t\" , atomic : false",
+            "offset_of ! (Self , a)",
         ] {
             assert!(out.contains(needle), "{needle} not in {out}");
         }

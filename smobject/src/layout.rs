@@ -27,6 +27,9 @@ pub trait SharedStruct:
     /// alignment and the runtime's format version. Two builds share an object only when their
     /// fingerprints agree.
     const FINGERPRINT: u64;
+    /// The struct's fields as C declares them (name, C type, array dimensions, offset, size),
+    /// in order: what [`c_header`](crate::c_header()) writes a C header from.
+    const C_FIELDS: &'static [crate::__private::CField];
 }
 
 /// 64-bit FNV-1a over `bytes`, continuing from `hash`.

@@ -55,6 +55,7 @@
 //! `ftok(path, id - 58)`) and the same `int` count at offset 0, so programs following the old
 //! protocol count correctly beside it. `docs/FORMAT.md` documents the segments byte by byte.
 
+mod c_header;
 mod error;
 mod fault;
 mod header;
@@ -71,6 +72,7 @@ mod sys;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use crate::c_header::c_header;
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::header::FORMAT_VERSION;
 pub use crate::key::{Key, COUNTER_OFFSET, ID_MAX, ID_MIN};

@@ -885,7 +885,17 @@ mod tests {
     fn found(size: usize) -> Found {
         Found {
             id: 1,
-            info: SegInfo { size, nattch: 1, uid: 0, cuid: 0, mode: 0o600, cpid: 1, lpid: 1, ctime: 0, removed: false },
+            info: SegInfo {
+                size,
+                nattch: 1,
+                uid: 0,
+                cuid: 0,
+                mode: 0o600,
+                cpid: 1,
+                lpid: 1,
+                ctime: 0,
+                removed: false,
+            },
         }
     }
 
@@ -917,7 +927,11 @@ mod tests {
         let path = std::env::temp_dir().join(format!("smobject-fuzz-{}", std::process::id()));
         std::fs::write(&path, b"").unwrap();
         let key = Key::from_path(&path, b'a').unwrap();
-        let layout = Layout { size: 64, fingerprint: 0x1234, type_name: "T" };
+        let layout = Layout {
+            size: 64,
+            fingerprint: 0x1234,
+            type_name: "T",
+        };
         let (d, c) = (found(64), found(HEADER_SIZE + 64));
         assert!(validate(&key, &valid_ident(64), &d, &c, layout).is_ok());
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -942,7 +956,8 @@ mod tests {
                 }
                 // Boundary values in the size and version fields.
                 _ => {
-                    let v = [0, 1, 63, 64, 65, u64::MAX, u64::MAX / 2, 1 << 32][(next() % 8) as usize];
+                    let v =
+                        [0, 1, 63, 64, 65, u64::MAX, u64::MAX / 2, 1 << 32][(next() % 8) as usize];
                     let at = [16usize, 8, 12, 24][(next() % 4) as usize];
                     bytes[at..at + 4].copy_from_slice(&(v as u32).to_ne_bytes());
                 }

@@ -3,6 +3,46 @@
 pub use crate::layout::fingerprint;
 pub use zerocopy;
 
+/// One field of a shared struct as C sees it: what [`SharedStruct::C_FIELDS`] lists and
+/// [`c_header`](crate::c_header) turns into a C declaration. Filled in by `#[shared_memory]`.
+///
+/// [`SharedStruct::C_FIELDS`]: crate::SharedStruct::C_FIELDS
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CField {
+    /// The field's name (`_0`, `_1`, ... for a tuple struct's fields).
+    pub name: &'static str,
+    /// The C spelling of the element type, without `_Atomic` (`uint64_t`, `double`,
+    /// `struct Vec3`).
+    pub c_type: &'static str,
+    /// Whether the element type is an atomic (`AtomicU32` is `_Atomic uint32_t`).
+    pub atomic: bool,
+    /// Array dimensions, outermost first (`[[f32; 4]; 3]` is `[3, 4]`); empty for a scalar.
+    pub dims: &'static [usize],
+    /// `offset_of!` the field.
+    pub offset: usize,
+    /// `size_of` the field's type.
+    pub size: usize,
+}
+
+/// The C element type for a `usize` field: as wide as this build's `usize`, with a fixed
+/// width so a C program built for another word size (`-m32`) still agrees on the layout.
+pub const C_USIZE: &str = if cfg!(target_pointer_width = "64") {
+    "uint64_t"
+} else if cfg!(target_pointer_width = "32") {
+    "uint32_t"
+} else {
+    "uint16_t"
+};
+
+/// The C element type for an `isize` field; see [`C_USIZE`].
+pub const C_ISIZE: &str = if cfg!(target_pointer_width = "64") {
+    "int64_t"
+} else if cfg!(target_pointer_width = "32") {
+    "int32_t"
+} else {
+    "int16_t"
+};
+
 /// Seals [`SharedStruct`](crate::SharedStruct): only the macro implements it.
 pub trait Sealed {}
 

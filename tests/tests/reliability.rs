@@ -1,6 +1,6 @@
 //! The reliability and security suite: kills at every named fault point, PID reuse, kernel
 //! limits, outside interference, header fuzzing and scribbling, exhaustion, root without
-//! CAP_IPC_OWNER, signals. Scenarios that need sysctls or an exact leak check run inside
+//! `CAP_IPC_OWNER`, signals. Scenarios that need sysctls or an exact leak check run inside
 //! private IPC and PID namespaces (`unshare --ipc --pid --fork --mount-proc`); where those are
 //! unavailable the test says so and falls back to (or skips for) unique keys.
 

@@ -583,11 +583,7 @@ mod namespaced {
             left == 0,
             format!("{left} left"),
         );
-        if all && clean {
-            0
-        } else {
-            1
-        }
+        i32::from(!(all && clean))
     }
 
     pub(super) fn limits(args: &[String]) -> i32 {
@@ -656,7 +652,8 @@ mod namespaced {
         println!("info pid_max lowered to 400: {small}");
         // After a wrap the kernel hands out pids from 300 (RESERVED_PIDS) up: move past it
         // first, so the creator's pid is one that can come round again.
-        while small {
+        let mut past_reserved = !small;
+        while !past_reserved {
             // SAFETY: single-threaded; the child only calls _exit.
             match unsafe { libc::fork() } {
                 // SAFETY: async-signal-safe.
@@ -665,9 +662,7 @@ mod namespaced {
                 pid => {
                     // SAFETY: reaping our own child.
                     unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-                    if pid >= 310 {
-                        break;
-                    }
+                    past_reserved = pid >= 310;
                 }
             }
         }
@@ -717,13 +712,13 @@ mod namespaced {
             // functions (getpid, sleep, _exit).
             match unsafe { libc::fork() } {
                 0 => {
-                    // SAFETY: async-signal-safe calls only.
-                    unsafe {
-                        if libc::getpid() == target {
-                            libc::sleep(30);
-                        }
-                        libc::_exit(0);
+                    // SAFETY: async-signal-safe.
+                    if unsafe { libc::getpid() } == target {
+                        // SAFETY: async-signal-safe.
+                        unsafe { libc::sleep(30) };
                     }
+                    // SAFETY: async-signal-safe; never returns.
+                    unsafe { libc::_exit(0) }
                 }
                 -1 => break None,
                 pid if pid == target => break Some(pid),
@@ -748,11 +743,10 @@ mod namespaced {
                 !header.creator_alive(),
                 "a bare pid check would have said alive",
             );
-            // SAFETY: our child; kill and reap it.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-            }
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            // SAFETY: reaping our own child; a null status pointer is allowed.
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
         }
         all &= check(
             "stale pair removed",
