@@ -20,6 +20,10 @@ const SYNC_OFFSET: usize = 256;
 const MUTEX_OFFSET: usize = 320;
 /// Room reserved for the mutex (`pthread_mutex_t` is 40 bytes on x86-64 glibc, 48 on aarch64).
 const MUTEX_ROOM: usize = 64;
+/// Offset of the waiter slots.
+const WAITERS_OFFSET: usize = 384;
+/// Waiters that register their pid (more still wait correctly, but cannot be repaired).
+pub(crate) const WAITER_SLOTS: usize = 28;
 /// Longest type name stored (UTF-8, NUL-padded).
 pub(crate) const TYPE_NAME_LEN: usize = 64;
 
@@ -32,7 +36,8 @@ const _: () = assert!(std::mem::size_of::<libc::pthread_mutex_t>() <= MUTEX_ROOM
 const _: () = assert!(std::mem::align_of::<libc::pthread_mutex_t>() <= 64);
 const _: () = assert!(IDENT_OFFSET + std::mem::size_of::<Ident>() <= SYNC_OFFSET);
 const _: () = assert!(SYNC_OFFSET + std::mem::size_of::<SyncWords>() <= MUTEX_OFFSET);
-const _: () = assert!(MUTEX_OFFSET + MUTEX_ROOM <= HEADER_SIZE);
+const _: () = assert!(MUTEX_OFFSET + MUTEX_ROOM <= WAITERS_OFFSET);
+const _: () = assert!(WAITERS_OFFSET + std::mem::size_of::<WaiterSlots>() <= HEADER_SIZE);
 
 /// The header's write-once part, at offset 8. Written by the creator under the key's lock
 /// before `state` becomes [`STATE_READY`]; never changed after. Readers copy it out and
@@ -121,6 +126,18 @@ pub(crate) struct SyncWords {
     _reserved: u32,
 }
 
+/// Who sleeps in `wait_for_update`, at offset 384, so that writers can forget waiters that
+/// died asleep (otherwise every later write would pay a futex wake for them).
+#[repr(C)]
+pub(crate) struct WaiterSlots {
+    /// Bit `i` set: slot `i` is taken.
+    pub(crate) mask: AtomicU32,
+    /// The pid of the waiter in each taken slot (0 while being claimed or released).
+    pub(crate) pids: [AtomicI32; WAITER_SLOTS],
+    /// Consecutive wakes that found nobody asleep; at 8 a writer checks the slots.
+    pub(crate) idle_wakes: AtomicU32,
+}
+
 /// A pointer to a mapped counter segment of at least [`HEADER_SIZE`] bytes.
 #[derive(Clone, Copy)]
 pub(crate) struct HeaderPtr(std::ptr::NonNull<u8>);
@@ -162,6 +179,19 @@ impl HeaderPtr {
                 .as_ptr()
                 .wrapping_add(SYNC_OFFSET)
                 .cast::<SyncWords>()
+        }
+    }
+
+    /// The waiter slots.
+    pub(crate) fn waiters(&self) -> &WaiterSlots {
+        // SAFETY: WAITERS_OFFSET + size_of::<WaiterSlots>() is in bounds (asserted above) and
+        // 4-aligned; WaiterSlots is made of atomics only, which may be shared.
+        unsafe {
+            &*self
+                .0
+                .as_ptr()
+                .wrapping_add(WAITERS_OFFSET)
+                .cast::<WaiterSlots>()
         }
     }
 

@@ -57,6 +57,7 @@ impl Region {
     }
 
     /// The number of completed writes.
+    #[inline]
     pub(crate) fn version(&self) -> u64 {
         // Acquire: pairs with the writer's Release store of an even `seq`.
         self.sync().seq.load(Ordering::Acquire) / 2
@@ -66,7 +67,13 @@ impl Region {
     ///
     /// # Safety
     /// `dst` must be valid for `len` bytes of writes; the region's pointers must be live.
+    #[inline]
     pub(crate) unsafe fn read(&self, dst: *mut u8) {
+        // Fast path, inlined into `Shared::read`: one optimistic copy, the common case.
+        // SAFETY: forwarded from the caller.
+        if unsafe { self.try_read(dst) } {
+            return;
+        }
         // SAFETY: forwarded from the caller.
         let done = unsafe { self.read_until(dst, None) };
         debug_assert!(done, "a read without deadline only returns when done");
@@ -105,6 +112,7 @@ impl Region {
     ///
     /// # Safety
     /// As for [`read`](Self::read).
+    #[inline]
     pub(crate) unsafe fn try_read(&self, dst: *mut u8) -> bool {
         let s = self.sync();
         // Acquire: pairs with the writer's Release stores of `seq`.
@@ -182,7 +190,81 @@ impl Region {
         s.epoch.store((seq / 2) as u32, Ordering::SeqCst);
         if s.waiters.load(Ordering::SeqCst) != 0 {
             // SAFETY: `epoch` is a live, aligned u32 in the shared header.
-            unsafe { sys::futex_wake_all(s.epoch.as_ptr()) };
+            let woken = unsafe { sys::futex_wake_all(s.epoch.as_ptr()) };
+            self.note_wake(woken);
+        }
+    }
+
+    /// Counts wakes that found nobody asleep; after 8 in a row, forgets the waiters that died
+    /// (a waiter killed asleep never decrements `waiters`, and every write would pay a futex
+    /// wake for it). A live waiter is never forgotten: only slots whose pid no longer exists
+    /// are cleared, and a dead process can neither be asleep nor about to sleep.
+    fn note_wake(&self, woken: usize) {
+        let w = self.header.waiters();
+        // Relaxed: a heuristic trigger; the repair itself re-reads everything it relies on.
+        if woken != 0 {
+            w.idle_wakes.store(0, Ordering::Relaxed);
+            return;
+        }
+        if w.idle_wakes.fetch_add(1, Ordering::Relaxed) + 1 < 8 {
+            return;
+        }
+        w.idle_wakes.store(0, Ordering::Relaxed);
+        let mask = w.mask.load(Ordering::Acquire);
+        for (i, slot) in w.pids.iter().enumerate() {
+            let pid = slot.load(Ordering::Acquire);
+            if mask & (1 << i) == 0 || pid == 0 || sys::process_exists(pid) {
+                continue;
+            }
+            // The CAS makes one repairer win per dead slot.
+            if slot
+                .compare_exchange(pid, 0, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                // Release the slot, then the waiter it counted (never below zero).
+                w.mask.fetch_and(!(1 << i), Ordering::AcqRel);
+                let _ = self
+                    .sync()
+                    .waiters
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+            }
+        }
+    }
+
+    /// Takes a waiter slot for this process, if one is free.
+    fn claim_waiter_slot(&self) -> Option<usize> {
+        let w = self.header.waiters();
+        let all = u32::MAX >> (32 - crate::header::WAITER_SLOTS);
+        let mut mask = w.mask.load(Ordering::Acquire);
+        loop {
+            let free = !mask & all;
+            if free == 0 {
+                return None;
+            }
+            let i = free.trailing_zeros() as usize;
+            match w.mask.compare_exchange_weak(
+                mask,
+                mask | (1 << i),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    w.pids[i].store(cached_pid(), Ordering::Release);
+                    return Some(i);
+                }
+                Err(m) => mask = m,
+            }
+        }
+    }
+
+    fn release_waiter_slot(&self, slot: Option<usize>) {
+        if let Some(i) = slot {
+            let w = self.header.waiters();
+            // A repairer only takes the slots of dead processes, so it is still ours: clear the
+            // pid, then the bit (Release: the slot is free only once the pid is gone).
+            if w.pids[i].swap(0, Ordering::AcqRel) != 0 {
+                w.mask.fetch_and(!(1 << i), Ordering::AcqRel);
+            }
         }
     }
 
@@ -214,7 +296,12 @@ impl Region {
         if recovered {
             self.recover();
         }
-        s.last_writer.store(cached_pid(), Ordering::Relaxed);
+        // Stored only when it changes: readers spinning on `seq` share this cache line, and
+        // every store to it while they do costs a cross-core transfer.
+        let pid = cached_pid();
+        if s.last_writer.load(Ordering::Relaxed) != pid {
+            s.last_writer.store(pid, Ordering::Relaxed);
+        }
         let seq = s.seq.load(Ordering::Relaxed);
         // SAFETY: we hold the lock, so nobody else writes either buffer; both are `len` bytes
         // in different segments.
@@ -273,23 +360,24 @@ impl Region {
     /// Sleeps until the version exceeds `seen` or the time-out passes.
     pub(crate) fn wait_for_update(&self, seen: u64, timeout: Option<Duration>) -> Result<u64> {
         let s = self.sync();
+        let v = self.version();
+        if v > seen {
+            return Ok(v);
+        }
         let deadline = timeout.map(|t| Instant::now() + t);
-        loop {
-            let v = self.version();
-            if v > seen {
-                return Ok(v);
-            }
-            // SeqCst: see `bump_epoch`.
-            s.waiters.fetch_add(1, Ordering::SeqCst);
+        // Registered once for the whole wait: the slot lets writers forget us if we die asleep.
+        let slot = self.claim_waiter_slot();
+        // SeqCst: see `bump_epoch`.
+        s.waiters.fetch_add(1, Ordering::SeqCst);
+        let r = loop {
             let e = s.epoch.load(Ordering::SeqCst);
             let v = self.version();
+            if v > seen {
+                break Ok(v);
+            }
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if v > seen || left == Some(Duration::ZERO) {
-                s.waiters.fetch_sub(1, Ordering::SeqCst);
-                if v > seen {
-                    return Ok(v);
-                }
-                return Err(Error::new(
+            if left == Some(Duration::ZERO) {
+                break Err(Error::new(
                     ErrorKind::Timeout,
                     format!(
                         "no update past version {seen} within {:?}",
@@ -299,8 +387,13 @@ impl Region {
             }
             // SAFETY: `epoch` is a live, aligned u32 in the shared header.
             unsafe { sys::futex_wait(s.epoch.as_ptr(), e, left) };
-            s.waiters.fetch_sub(1, Ordering::SeqCst);
-        }
+        };
+        // Saturating: the word is shared memory, and other programs may follow the format.
+        let _ = s
+            .waiters
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        self.release_waiter_slot(slot);
+        r
     }
 
     /// How many dead writers' writes were rolled back over the object's life.

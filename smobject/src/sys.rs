@@ -239,14 +239,23 @@ pub(crate) unsafe fn futex_wait(word: *const u32, expected: u32, timeout: Option
     let _ = unsafe { libc::syscall(libc::SYS_futex, word, libc::FUTEX_WAIT, expected, ts_ptr) };
 }
 
-/// Wakes every process sleeping in [`futex_wait`] on `word`.
+/// Wakes every process sleeping in [`futex_wait`] on `word`; returns how many were asleep.
 ///
 /// # Safety
 /// `word` must point to a live, 4-byte aligned word.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) unsafe fn futex_wake_all(word: *const u32) {
+pub(crate) unsafe fn futex_wake_all(word: *const u32) -> usize {
     // SAFETY: the caller guarantees `word` is valid; FUTEX_WAKE does not access it.
-    let _ = unsafe { libc::syscall(libc::SYS_futex, word, libc::FUTEX_WAKE, i32::MAX) };
+    let r = unsafe { libc::syscall(libc::SYS_futex, word, libc::FUTEX_WAKE, i32::MAX) };
+    usize::try_from(r).unwrap_or(0)
+}
+
+/// Whether a process with this pid exists (it may be another process that reused the pid;
+/// callers only use a `false` answer, which is certain).
+pub(crate) fn process_exists(pid: i32) -> bool {
+    // SAFETY: signal 0 sends nothing; kill takes no pointers.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// Portable fallback where there is no futex: a short sleep; the caller re-checks.
@@ -267,7 +276,9 @@ pub(crate) unsafe fn futex_wait(_word: *const u32, _expected: u32, timeout: Opti
 /// # Safety
 /// None.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) unsafe fn futex_wake_all(_word: *const u32) {}
+pub(crate) unsafe fn futex_wake_all(_word: *const u32) -> usize {
+    1
+}
 
 /// Initialises a robust, process-shared, error-checking mutex in place.
 ///

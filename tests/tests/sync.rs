@@ -198,3 +198,38 @@ fn write_returns_the_closure_value_and_rolls_back_on_panic() {
     drop(c);
     assert!(kf.is_clean(b'p'));
 }
+
+#[test]
+fn a_waiter_killed_asleep_is_forgotten_so_writes_stop_paying_for_it() {
+    let kf = KeyFile::new("dead-waiter");
+    kf.key(b'd');
+    let c = Shared::<Counter>::create_at(kf.path(), b'd').unwrap();
+    let counter_shmid = c.raw().shmids().1;
+    let waiters = || {
+        smobject::inspect::read_header(counter_shmid)
+            .unwrap()
+            .waiters
+    };
+    let mut w = Helper::spawn(&["t-wait", &kf.arg(), "d", &c.version().to_string(), "60000"]);
+    assert_eq!(w.line(), "waiting");
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(waiters(), 1);
+    w.kill();
+    assert_eq!(waiters(), 1, "a killed waiter cannot unregister itself");
+    for i in 0..10 {
+        c.write(|c| c.n = i);
+    }
+    assert_eq!(waiters(), 0, "writers found the dead waiter and forgot it");
+    // A live waiter is still woken afterwards.
+    let mut live = Helper::spawn(&["t-wait", &kf.arg(), "d", &c.version().to_string(), "10000"]);
+    assert_eq!(live.line(), "waiting");
+    std::thread::sleep(Duration::from_millis(50));
+    for i in 0..10 {
+        c.write(|c| c.n = 100 + i);
+    }
+    assert!(live.line().starts_with("ok"), "the live waiter was woken");
+    assert!(live.wait().success());
+    assert_eq!(waiters(), 0);
+    drop(c);
+    assert!(kf.is_clean(b'd'));
+}
