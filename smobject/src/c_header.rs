@@ -3,7 +3,11 @@
 use std::fmt::Write as _;
 
 use crate::__private::CField;
-use crate::header::{FORMAT_VERSION, HEADER_SIZE};
+use crate::header::{FORMAT_VERSION, HEADER_SIZE, SYNC_OFFSET};
+
+/// Offsets of the seqlock words in the counter segment (docs/FORMAT.md).
+const SEQ: usize = SYNC_OFFSET;
+const BACKUP_SEQ: usize = SYNC_OFFSET + 8;
 use crate::key::COUNTER_OFFSET;
 use crate::layout::SharedStruct;
 
@@ -29,7 +33,7 @@ const READ_TRIES: u32 = 1_000_000;
 /// the counter segment; to leave, decrement it and `shmdt` both. It takes no lock and never
 /// frees: when it detaches last the pair is stale, and smobject's next creator (or
 /// [`remove_stale`](crate::remove_stale)) reclaims it. Writing from C is described in
-/// `docs/FORMAT.md` (the robust mutex at offset 320); the header only reads.
+/// `docs/FORMAT.md` (the robust mutex at offset 448); the header only reads.
 ///
 /// ```
 /// #[smobject::shared_memory(path = "/tmp/telemetry", id = 'a')]
@@ -323,9 +327,9 @@ fn render(s: &Spec<'_>) -> String {
         "static inline uint64_t {lower}_smobject_version(const void *counter_base)"
     ));
     line("{");
-    line(
-        "    const uint64_t *seq = (const uint64_t *)((const unsigned char *)counter_base + 256);",
-    );
+    line(&format!(
+        "    const uint64_t *seq = (const uint64_t *)((const unsigned char *)counter_base + {SEQ});"
+    ));
     line("    return __atomic_load_n(seq, __ATOMIC_ACQUIRE) / 2;");
     line("}");
     line("");
@@ -342,8 +346,12 @@ fn render(s: &Spec<'_>) -> String {
     ));
     line("{");
     line("    const unsigned char *h = (const unsigned char *)counter_base;");
-    line("    const uint64_t *seq = (const uint64_t *)(h + 256);");
-    line("    const uint64_t *backup_seq = (const uint64_t *)(h + 272);");
+    line(&format!(
+        "    const uint64_t *seq = (const uint64_t *)(h + {SEQ});"
+    ));
+    line(&format!(
+        "    const uint64_t *backup_seq = (const uint64_t *)(h + {BACKUP_SEQ});"
+    ));
     line(&format!("    const void *backup = h + {HEADER_SIZE};"));
     line("    unsigned long tries;");
     line(&format!(

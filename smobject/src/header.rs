@@ -11,17 +11,17 @@ pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SMOBJECT");
 /// Version of the segment format. Changing any offset or meaning bumps it.
 pub const FORMAT_VERSION: u32 = 1;
 /// Bytes before the backup copy in the counter segment.
-pub(crate) const HEADER_SIZE: usize = 512;
+pub const HEADER_SIZE: usize = 1024;
 /// Offset of the identity block.
 const IDENT_OFFSET: usize = 8;
 /// Offset of the synchronisation words.
-const SYNC_OFFSET: usize = 256;
+pub(crate) const SYNC_OFFSET: usize = 256;
 /// Offset of the robust process-shared writer mutex.
-const MUTEX_OFFSET: usize = 320;
+pub(crate) const MUTEX_OFFSET: usize = 448;
 /// Room reserved for the mutex (`pthread_mutex_t` is 40 bytes on x86-64 glibc, 48 on aarch64).
 const MUTEX_ROOM: usize = 64;
 /// Offset of the waiter slots.
-const WAITERS_OFFSET: usize = 384;
+const WAITERS_OFFSET: usize = 512;
 /// Waiters that register their pid (more still wait correctly, but cannot be repaired).
 pub(crate) const WAITER_SLOTS: usize = 28;
 /// Longest type name stored (UTF-8, NUL-padded).
@@ -71,7 +71,7 @@ pub(crate) struct Ident {
     pub(crate) flags: u64,
     /// The struct's name, UTF-8, NUL-padded; empty for an untyped object.
     pub(crate) type_name: [u8; TYPE_NAME_LEN],
-    /// FNV-1a hash of the key file's canonical path: finds the objects of a key file that was
+    /// FNV-1a hash of the key file's absolute path: finds the objects of a key file that was
     /// deleted and re-created (and so has another inode, and maybe another key).
     pub(crate) path_hash: u64,
 }
@@ -106,27 +106,35 @@ impl Ident {
 /// The synchronisation words, at offset 256 (their own cache lines, away from the count).
 /// The protocol is documented in `sync.rs` and `docs/FORMAT.md`.
 #[repr(C)]
+///
+/// Three cache lines, so that a reader polling `seq` shares its line only with the word it
+/// needs next (`backup_seq`), and the writer's wake-up and bookkeeping stores do not pull the
+/// polled line away from readers once more per publish.
 pub(crate) struct SyncWords {
-    /// Seqlock sequence: odd while a write is in progress; `seq / 2` is the version.
+    /// Line 1 (offset 256). Seqlock sequence: odd while a write is in progress; `seq / 2` is
+    /// the version.
     pub(crate) seq: AtomicU64,
-    /// Futex word: the low 32 bits of the version, bumped after every publish.
+    /// The `seq` at which the backup copy was taken (even); the backup holds that version.
+    pub(crate) backup_seq: AtomicU64,
+    _pad1: [u8; 48],
+    /// Line 2 (offset 320). Futex word: the low 32 bits of the version, stored after every
+    /// publish.
     pub(crate) epoch: AtomicU32,
     /// Processes sleeping in `wait_for_update`; a writer wakes only when non-zero.
     pub(crate) waiters: AtomicU32,
-    /// The `seq` at which the backup copy was taken (even); the backup holds that version.
-    pub(crate) backup_seq: AtomicU64,
-    /// Fallback readers that asked for the lock, and those that got it: a writer lets a
-    /// waiting reader in before taking the lock again, so readers cannot starve.
+    _pad2: [u8; 56],
+    /// Line 3 (offset 384). Fallback readers that asked for the lock, and those that got it:
+    /// a writer lets a waiting reader in before taking the lock again, so readers cannot starve.
     pub(crate) read_req: AtomicU32,
     pub(crate) read_ack: AtomicU32,
     /// Times a dead writer's half-done write was rolled back.
     pub(crate) recoveries: AtomicU64,
     /// Pid of the last process that held the writer lock (diagnostics only).
     pub(crate) last_writer: AtomicI32,
-    _reserved: u32,
+    _reserved: [u8; 44],
 }
 
-/// Who sleeps in `wait_for_update`, at offset 384, so that writers can forget waiters that
+/// Who sleeps in `wait_for_update`, at offset 512, so that writers can forget waiters that
 /// died asleep (otherwise every later write would pay a futex wake for them).
 #[repr(C)]
 pub(crate) struct WaiterSlots {
@@ -256,8 +264,12 @@ mod tests {
         assert_eq!(std::mem::offset_of!(Ident, path_hash), 152);
         assert_eq!(std::mem::offset_of!(Ident, data_size), 16);
         assert_eq!(std::mem::offset_of!(Ident, type_name), 88);
-        assert_eq!(std::mem::offset_of!(SyncWords, backup_seq), 16);
-        assert_eq!(std::mem::offset_of!(SyncWords, recoveries), 32);
+        assert_eq!(std::mem::offset_of!(SyncWords, backup_seq), 8);
+        assert_eq!(std::mem::offset_of!(SyncWords, epoch), 64);
+        assert_eq!(std::mem::offset_of!(SyncWords, read_req), 128);
+        assert_eq!(std::mem::offset_of!(SyncWords, recoveries), 136);
+        assert_eq!(std::mem::offset_of!(SyncWords, last_writer), 144);
+        assert_eq!(std::mem::size_of::<SyncWords>(), 192);
         assert_eq!(MAGIC.to_le_bytes(), *b"SMOBJECT");
     }
 

@@ -32,8 +32,22 @@ pub const COUNTER_OFFSET: u8 = 58;
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Key {
     raw: i32,
+    counter_raw: i32,
     path: Arc<Path>,
     id: u8,
+}
+
+/// FNV-1a of the key file's absolute path, made absolute lexically (no symlink resolution, so
+/// no syscall beyond `getcwd` for a relative path).
+fn hash_path(path: &Path) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    abs.as_os_str()
+        .as_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
 }
 
 impl Key {
@@ -67,7 +81,11 @@ impl Key {
     pub fn from_path_creating(path: impl AsRef<Path>, id: u8, mode: u32) -> Result<Key> {
         use std::os::unix::fs::OpenOptionsExt;
         let path = path.as_ref();
-        if (ID_MIN..=ID_MAX).contains(&id) && !path.exists() {
+        let first = Self::from_path(path, id);
+        if !matches!(&first, Err(e) if e.kind() == ErrorKind::PathNotFound) {
+            return first;
+        }
+        {
             let created = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -100,11 +118,19 @@ impl Key {
 
     fn derive(path: &Path, id: u8) -> Result<Key> {
         match sys::ftok(path, id) {
-            Ok(raw) => Ok(Key {
-                raw,
-                path: Arc::from(path),
-                id,
-            }),
+            Ok(raw) => {
+                let counter_id = id.wrapping_sub(COUNTER_OFFSET);
+                // The same file, stat'ed again; should it vanish in between, ftok's formula
+                // on the data key gives what ftok would have.
+                let counter_raw = sys::ftok(path, counter_id)
+                    .unwrap_or((raw & 0x00ff_ffff) | (i32::from(counter_id) << 24));
+                Ok(Key {
+                    raw,
+                    counter_raw,
+                    path: Arc::from(path),
+                    id,
+                })
+            }
             Err(e) => {
                 let err = Error::os("ftok", &e).with_path_id(path, id);
                 Err(match e.raw_os_error() {
@@ -122,32 +148,22 @@ impl Key {
         }
     }
 
-    /// FNV-1a hash of the key file's canonical path (the path as given if it cannot be
-    /// canonicalised), stored in the header to recognise a key file that was re-created.
+    /// FNV-1a hash of the key file's absolute path (made absolute lexically), stored in the
+    /// header to recognise a key file that was deleted and re-created.
     #[must_use]
     pub fn path_hash(&self) -> u64 {
-        use std::os::unix::ffi::OsStrExt;
-        let canon = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.to_path_buf());
-        canon
-            .as_os_str()
-            .as_bytes()
-            .iter()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-            })
+        hash_path(&self.path)
     }
 
     /// The key of the paired counter segment: `ftok(path, id - 58)`.
     #[must_use]
     pub fn counter(&self) -> Key {
         let id = self.id.wrapping_sub(COUNTER_OFFSET);
-        let raw = sys::ftok(&self.path, id).unwrap_or_else(|_| {
-            // The path vanished since this key was made: compute what ftok would have given
-            // from the data key, whose low 24 bits hold the same inode and device bits.
-            (self.raw & 0x00ff_ffff) | (i32::from(id) << 24)
-        });
         Key {
-            raw,
+            raw: self.counter_raw,
+            // A counter key has no counter of its own; this value is never used as a key.
+            counter_raw: (self.counter_raw & 0x00ff_ffff)
+                | (i32::from(id.wrapping_sub(COUNTER_OFFSET)) << 24),
             path: self.path.clone(),
             id,
         }

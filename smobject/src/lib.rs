@@ -74,7 +74,7 @@ pub mod __private;
 
 pub use crate::c_header::c_header;
 pub use crate::error::{Error, ErrorKind, Result};
-pub use crate::header::FORMAT_VERSION;
+pub use crate::header::{FORMAT_VERSION, HEADER_SIZE};
 pub use crate::key::{Key, COUNTER_OFFSET, ID_MAX, ID_MIN};
 pub use crate::layout::SharedStruct;
 pub use crate::object::{remove_stale, remove_stale_with, Layout, Options, RawObject};

@@ -331,18 +331,21 @@ impl RawObject {
         let file = open_key_file(key)?;
         let ckey = key.counter();
         let lock = KeyLock::take(&file, key, opts.lock_timeout)?;
+        // The key file's identity, from the locked descriptor: recorded by a creator, checked
+        // by an accessor (an ftok collision or a re-created key file shows as a difference).
+        let file_id = sys::file_identity(&file).unwrap_or((0, 0));
         let data = find(key)?;
         let counter = find(&ckey)?;
         let exists = data.is_some() || counter.is_some();
         let is_stale = exists && stale(data) && stale(counter);
         if !exists {
-            check_unreachable(key, &file, opts)?;
+            check_unreachable(key, file_id, opts)?;
         }
         let r = match (intent, exists, is_stale) {
             (Intent::Access, false, _) => Err(Error::new(ErrorKind::NotFound, "no object exists under this key")
                 .with_key(key)
                 .hint("is the creating process running? create it first, or use open_or_create")),
-            (Intent::Access, true, _) | (Intent::OpenOrCreate, true, false) => Self::attach(key, &ckey, data, counter, layout, opts),
+            (Intent::Access, true, _) | (Intent::OpenOrCreate, true, false) => Self::attach(key, &ckey, data, counter, layout, opts, file_id),
             (Intent::Create, true, false) => Err(Error::new(
                 ErrorKind::AlreadyExists,
                 format!("a live object is attached by {} process(es)", data.map_or(0, |d| d.info.nattch)),
@@ -354,9 +357,9 @@ impl RawObject {
                     check_owner(key, f, opts)?;
                 }
                 remove_pair(data, counter).map_err(|e| Error::os("removing a stale pair", &e).with_key(key))?;
-                Self::create_locked(key, &ckey, layout, opts, init)
+                Self::create_locked(key, &ckey, layout, opts, init, file_id)
             }
-            (_, false, _) => Self::create_locked(key, &ckey, layout, opts, init),
+            (_, false, _) => Self::create_locked(key, &ckey, layout, opts, init, file_id),
         };
         drop(lock);
         r.map(|(parts, created)| RawObject::assemble(key, file, &parts, layout.size, created, opts))
@@ -392,6 +395,7 @@ impl RawObject {
         layout: Layout,
         opts: &Options,
         init: Option<&dyn Fn(*mut u8)>,
+        file_id: (u64, u64),
     ) -> Result<(Parts, bool)> {
         let flags = libc::IPC_CREAT | libc::IPC_EXCL | opts.mode as i32;
         let data_id = sys::shmget(key.raw(), layout.size, flags)
@@ -428,10 +432,7 @@ impl RawObject {
         header
             .state()
             .store(header::STATE_INITIALISING, Ordering::Relaxed);
-        let me = sys::getpid();
-        let file = File::open(key.path())
-            .and_then(|f| sys::file_identity(&f))
-            .unwrap_or((0, 0));
+        let me = sys::cached_pid();
         let ident = Ident {
             magic: MAGIC,
             version: FORMAT_VERSION,
@@ -441,9 +442,9 @@ impl RawObject {
             nonce: sys::random_u64(),
             creator_pid: me,
             mode: opts.mode,
-            creator_start: sys::process_start_time(me),
-            key_dev: file.0,
-            key_ino: file.1,
+            creator_start: sys::cached_start_time(),
+            key_dev: file_id.0,
+            key_ino: file_id.1,
             created_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
@@ -490,6 +491,7 @@ impl RawObject {
         counter: Option<Found>,
         layout: Layout,
         opts: &Options,
+        file_id: (u64, u64),
     ) -> Result<(Parts, bool)> {
         let (Some(d), Some(c)) = (data, counter) else {
             let missing = if data.is_none() { "data" } else { "counter" };
@@ -553,7 +555,7 @@ impl RawObject {
                 .with_key(ckey),
             ));
         }
-        if let Err(e) = validate(key, &ident, &d, &c, layout) {
+        if let Err(e) = validate(key, &ident, &d, &c, layout, file_id) {
             return Err(detach_counter(e));
         }
         let data_ptr = sys::shmat(d.id)
@@ -675,11 +677,8 @@ fn repair_count(header: HeaderPtr, nattch: u64) {
 /// still use it, or one made for a key file that was since deleted and re-created, would be
 /// silently split from a new object under the key: both are errors. An unreachable object
 /// nobody uses is garbage and is removed. Skipped where `/proc/sysvipc/shm` is unavailable.
-fn check_unreachable(key: &Key, file: &File, opts: &Options) -> Result<()> {
+fn check_unreachable(key: &Key, (dev, ino): (u64, u64), opts: &Options) -> Result<()> {
     let Ok(segments) = crate::inspect::segments() else {
-        return Ok(());
-    };
-    let Ok((dev, ino)) = sys::file_identity(file) else {
         return Ok(());
     };
     let me = sys::geteuid();
@@ -736,7 +735,14 @@ fn check_unreachable(key: &Key, file: &File, opts: &Options) -> Result<()> {
 }
 
 /// Validates a header copy against the segments and what the caller expects.
-fn validate(key: &Key, ident: &Ident, d: &Found, c: &Found, layout: Layout) -> Result<()> {
+fn validate(
+    key: &Key,
+    ident: &Ident,
+    d: &Found,
+    c: &Found,
+    layout: Layout,
+    (dev, ino): (u64, u64),
+) -> Result<()> {
     let ckey = key.counter();
     if ident.magic != MAGIC {
         return Err(Error::new(ErrorKind::NotAnObject, format!("the counter segment's magic is {:#018x}, not smobject's", ident.magic))
@@ -760,16 +766,11 @@ fn validate(key: &Key, ident: &Ident, d: &Found, c: &Found, layout: Layout) -> R
         .with_key(key)
         .hint("remove the pair (`smobject rm`) once its processes stopped, and create it again"));
     }
-    if let Some((dev, ino)) = File::open(key.path())
-        .ok()
-        .and_then(|f| sys::file_identity(&f).ok())
-    {
-        if (ident.key_dev, ident.key_ino) != (dev, ino) && (ident.key_dev, ident.key_ino) != (0, 0)
-        {
-            return Err(Error::new(ErrorKind::KeyCollision, format!("the object was made for another key file (device {} inode {}; this one is device {dev} inode {ino})", ident.key_dev, ident.key_ino))
+    let recorded = (ident.key_dev, ident.key_ino);
+    if (dev, ino) != (0, 0) && recorded != (0, 0) && recorded != (dev, ino) {
+        return Err(Error::new(ErrorKind::KeyCollision, format!("the object was made for another key file (device {} inode {}; this one is device {dev} inode {ino})", ident.key_dev, ident.key_ino))
                 .with_key(key)
                 .hint("two key files give the same ftok key, or the key file was deleted and re-created: use one key file, never re-create it while objects live, or pick another id"));
-        }
     }
     if layout.fingerprint != 0 && ident.fingerprint != layout.fingerprint {
         return Err(Error::new(ErrorKind::LayoutMismatch, format!("the object holds `{}` (fingerprint {:#018x}), not `{}` (fingerprint {:#018x})", ident.type_name(), ident.fingerprint, if layout.type_name.is_empty() { "(untyped)" } else { layout.type_name }, layout.fingerprint))
@@ -933,7 +934,7 @@ mod tests {
             type_name: "T",
         };
         let (d, c) = (found(64), found(HEADER_SIZE + 64));
-        assert!(validate(&key, &valid_ident(64), &d, &c, layout).is_ok());
+        assert!(validate(&key, &valid_ident(64), &d, &c, layout, (0, 0)).is_ok());
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = || {
             x ^= x << 13;
@@ -965,7 +966,7 @@ mod tests {
             let ident = Ident::read_from_bytes(&bytes).unwrap();
             let seg = found((next() % 200) as usize);
             for (dd, cc) in [(&d, &c), (&seg, &c), (&d, &seg)] {
-                if validate(&key, &ident, dd, cc, layout).is_ok() {
+                if validate(&key, &ident, dd, cc, layout, (0, 0)).is_ok() {
                     accepted += 1;
                     assert_eq!(ident.magic, MAGIC);
                     assert_eq!(ident.version, FORMAT_VERSION);

@@ -195,8 +195,9 @@ impl<T: SharedStruct> Shared<T> {
     #[must_use]
     pub fn read(&self) -> T {
         let mut out = MaybeUninit::<T>::uninit();
-        // SAFETY: `out` has room for one T; the region is live while `self` is.
-        unsafe { self.region.read(out.as_mut_ptr().cast()) };
+        // SAFETY: `out` has room for one T, the region is size_of::<T>() bytes and live while
+        // `self` is, and T: FromBytes is valid for any bytes.
+        unsafe { self.region.read_as(out.as_mut_ptr()) };
         // SAFETY: every byte of `out` was written by the copy, and T: FromBytes is valid for
         // any bytes.
         unsafe { out.assume_init() }
@@ -213,8 +214,10 @@ impl<T: SharedStruct> Shared<T> {
         let mut out = MaybeUninit::<T>::uninit();
         // SAFETY: `out` has room for one T; the region is live while `self` is.
         let done = unsafe {
-            self.region
-                .read_until(out.as_mut_ptr().cast(), Some(Instant::now() + timeout))
+            self.region.read_until(
+                &crate::sync::Typed(out.as_mut_ptr()),
+                Some(Instant::now() + timeout),
+            )
         };
         if !done {
             return Err(crate::Error::new(crate::ErrorKind::Timeout, format!("no consistent snapshot within {timeout:?}"))
@@ -228,7 +231,7 @@ impl<T: SharedStruct> Shared<T> {
     /// [`read`](Self::read) into an existing value, which avoids a large `T` on the stack.
     pub fn read_into(&self, dst: &mut T) {
         // SAFETY: `dst` is a valid, exclusive T; any bytes written are a valid T (FromBytes).
-        unsafe { self.region.read(std::ptr::from_mut(dst).cast()) };
+        unsafe { self.region.read_as(std::ptr::from_mut(dst)) };
     }
 
     /// Runs `f` on the shared value with the writer lock held, then publishes the result to

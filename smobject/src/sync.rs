@@ -63,19 +63,28 @@ impl Region {
         self.sync().seq.load(Ordering::Acquire) / 2
     }
 
-    /// Copies a consistent snapshot into `dst`.
+    /// Copies a consistent snapshot into `dst` as one `T`, with the size known at compile
+    /// time (no `memcpy` call, no second copy).
     ///
     /// # Safety
-    /// `dst` must be valid for `len` bytes of writes; the region's pointers must be live.
+    /// `dst` must be valid for one `T` of writes, `len` must be `size_of::<T>()`, and every
+    /// byte pattern must be a valid `T`; the region's pointers must be live.
     #[inline]
-    pub(crate) unsafe fn read(&self, dst: *mut u8) {
+    pub(crate) unsafe fn read_as<T>(&self, dst: *mut T) {
+        debug_assert_eq!(self.len, std::mem::size_of::<T>());
+        // SAFETY: forwarded from the caller.
+        unsafe { self.read_with(&Typed(dst)) };
+    }
+
+    #[inline]
+    unsafe fn read_with(&self, into: &impl Sink) {
         // Fast path, inlined into `Shared::read`: one optimistic copy, the common case.
         // SAFETY: forwarded from the caller.
-        if unsafe { self.try_read(dst) } {
+        if unsafe { self.try_read_with(into) } {
             return;
         }
         // SAFETY: forwarded from the caller.
-        let done = unsafe { self.read_until(dst, None) };
+        let done = unsafe { self.read_until(into, None) };
         debug_assert!(done, "a read without deadline only returns when done");
     }
 
@@ -83,8 +92,9 @@ impl Region {
     /// taken by then (a writer holding the lock that long, or a corrupted header).
     ///
     /// # Safety
-    /// As for [`read`](Self::read).
-    pub(crate) unsafe fn read_until(&self, dst: *mut u8, deadline: Option<Instant>) -> bool {
+    /// As for [`read`](Self::read), for the sink's destination.
+    #[inline(never)]
+    pub(crate) unsafe fn read_until(&self, into: &impl Sink, deadline: Option<Instant>) -> bool {
         let spins = if self.len >= LARGE {
             SPINS_LARGE
         } else {
@@ -93,13 +103,13 @@ impl Region {
         loop {
             for _ in 0..spins {
                 // SAFETY: forwarded from the caller.
-                if unsafe { self.try_read(dst) } {
+                if unsafe { self.try_read_with(into) } {
                     return true;
                 }
                 std::hint::spin_loop();
             }
             // SAFETY: forwarded from the caller.
-            if unsafe { self.locked_read(dst) } {
+            if unsafe { self.locked_read(into) } {
                 return true;
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -108,12 +118,21 @@ impl Region {
         }
     }
 
-    /// One optimistic attempt; true if `dst` now holds a consistent snapshot.
+    /// One optimistic attempt into `dst` (`len` bytes); true if it holds a consistent snapshot.
     ///
     /// # Safety
     /// As for [`read`](Self::read).
-    #[inline]
     pub(crate) unsafe fn try_read(&self, dst: *mut u8) -> bool {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.try_read_with(&Bytes { dst, len: self.len }) }
+    }
+
+    /// One optimistic attempt; true if the sink now holds a consistent snapshot.
+    ///
+    /// # Safety
+    /// As for [`read`](Self::read), for the sink's destination.
+    #[inline]
+    unsafe fn try_read_with(&self, into: &impl Sink) -> bool {
         let s = self.sync();
         // Acquire: pairs with the writer's Release stores of `seq`.
         let s1 = s.seq.load(Ordering::Acquire);
@@ -125,10 +144,10 @@ impl Region {
         } else {
             return false;
         };
-        // SAFETY: `src` and `dst` are valid for `len` bytes (the caller's contract and the
-        // segment sizes checked on attach) and do not overlap (private buffer vs mapping).
-        // The copy may race with a writer; it is discarded unless `seq` is unchanged below.
-        unsafe { std::ptr::copy_nonoverlapping(src, dst, self.len) };
+        // SAFETY: `src` is valid for `len` bytes (segment sizes checked on attach), the sink's
+        // destination too (the caller's contract), and they do not overlap (private buffer vs
+        // mapping). The copy may race with a writer; it is discarded unless `seq` is unchanged.
+        unsafe { into.fill_from(src) };
         // Acquire fence: orders the copy before the re-check of `seq`.
         fence(Ordering::Acquire);
         s.seq.load(Ordering::Relaxed) == s1
@@ -137,8 +156,8 @@ impl Region {
     /// Copies under the writer lock, waiting at most one slice. False if the slice passed.
     ///
     /// # Safety
-    /// As for [`read`](Self::read).
-    unsafe fn locked_read(&self, dst: *mut u8) -> bool {
+    /// As for [`read`](Self::read), for the sink's destination.
+    unsafe fn locked_read(&self, into: &impl Sink) -> bool {
         let s = self.sync();
         s.read_req.fetch_add(1, Ordering::AcqRel);
         let deadline = SystemTime::now() + READ_LOCK_SLICE;
@@ -150,8 +169,8 @@ impl Region {
             // Release: the writer's grace loop acquires it.
             s.read_ack.fetch_add(1, Ordering::Release);
             // SAFETY: we hold the writer lock, so `seq` is even and nobody writes the
-            // data; `dst` is valid for `len` bytes.
-            unsafe { std::ptr::copy_nonoverlapping(self.data, dst, self.len) };
+            // data; the sink's destination is valid (the caller's contract).
+            unsafe { into.fill_from(self.data) };
             // SAFETY: we hold the mutex.
             unsafe { sys::mutex_unlock(self.header.mutex()) };
             return true;
@@ -249,7 +268,7 @@ impl Region {
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
-                    w.pids[i].store(cached_pid(), Ordering::Release);
+                    w.pids[i].store(sys::cached_pid(), Ordering::Release);
                     return Some(i);
                 }
                 Err(m) => mask = m,
@@ -298,7 +317,7 @@ impl Region {
         }
         // Stored only when it changes: readers spinning on `seq` share this cache line, and
         // every store to it while they do costs a cross-core transfer.
-        let pid = cached_pid();
+        let pid = sys::cached_pid();
         if s.last_writer.load(Ordering::Relaxed) != pid {
             s.last_writer.store(pid, Ordering::Relaxed);
         }
@@ -402,35 +421,49 @@ impl Region {
     }
 }
 
-/// This process's id, cached: `getpid` is a syscall (glibc stopped caching it in 2.25), and
-/// an uncontended `write` must make none (it cost about 180 ns, most of a 64 B write). 0 means
-/// not known yet; a `fork` child resets it, so it never keeps its parent's pid.
-static PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
-static FORGET_PID_ON_FORK: std::sync::Once = std::sync::Once::new();
-
-/// `pthread_atfork` child handler: runs in the child right after `fork`. Async-signal-safe
-/// (one atomic store), as a handler in a child of a multi-threaded parent must be.
-extern "C" fn forget_pid() {
-    // Relaxed: the child's only thread reads it next.
-    PID.store(0, Ordering::Relaxed);
+/// Where a snapshot is copied to: bytes of a length known at run time, or one `T`.
+pub(crate) trait Sink {
+    /// Copies the region's `len` bytes from `src` to the destination.
+    ///
+    /// # Safety
+    /// `src` must be valid for `len` reads and not overlap the destination, which must be
+    /// valid for `len` writes.
+    unsafe fn fill_from(&self, src: *const u8);
 }
 
-/// The last writer's pid for the header, without a syscall after the first call.
-fn cached_pid() -> i32 {
-    // Relaxed: a per-process cache; any value seen is this process's pid or 0 (the fork
-    // handler runs in the child before any of its code can read it).
-    let pid = PID.load(Ordering::Relaxed);
-    if pid != 0 {
-        return pid;
+/// `len` bytes at `dst`.
+pub(crate) struct Bytes {
+    pub(crate) dst: *mut u8,
+    pub(crate) len: usize,
+}
+
+impl Sink for Bytes {
+    #[inline]
+    unsafe fn fill_from(&self, src: *const u8) {
+        // SAFETY: the caller's contract.
+        unsafe { std::ptr::copy_nonoverlapping(src, self.dst, self.len) };
     }
-    FORGET_PID_ON_FORK.call_once(|| {
-        // SAFETY: registers a child handler that only stores to a static atomic; no prepare
-        // or parent handler. Registration cannot be undone, which is fine for a static.
-        let _ = unsafe { libc::pthread_atfork(None, None, Some(forget_pid)) };
-    });
-    let pid = sys::getpid();
-    PID.store(pid, Ordering::Relaxed);
-    pid
+}
+
+/// One `T` at the pointer: the copy's size is a compile-time constant.
+pub(crate) struct Typed<T>(pub(crate) *mut T);
+
+impl<T> Sink for Typed<T> {
+    #[inline]
+    unsafe fn fill_from(&self, src: *const u8) {
+        if std::mem::align_of::<T>() > crate::header::HEADER_SIZE {
+            // The backup (HEADER_SIZE past a page boundary) may be misaligned for T: copy bytes.
+            // SAFETY: the caller's contract, with len == size_of::<T>().
+            unsafe {
+                std::ptr::copy_nonoverlapping(src, self.0.cast::<u8>(), std::mem::size_of::<T>());
+            }
+        } else {
+            // SAFETY: the caller's contract, with len == size_of::<T>(); `src` is page-aligned
+            // (data segment) or HEADER_SIZE bytes past a page boundary (backup), so aligned
+            // for T. A constant-size copy: no `memcpy` call for small T.
+            unsafe { std::ptr::copy_nonoverlapping(src.cast::<T>(), self.0, 1) };
+        }
+    }
 }
 
 /// An open write.

@@ -12,6 +12,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Turns a C `-1`-on-error return value into a `Result` carrying `errno`.
@@ -181,9 +182,56 @@ pub(crate) fn geteuid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
-/// This process's id.
+/// This process's id (a syscall: glibc stopped caching it in 2.25; see [`cached_pid`]).
 pub(crate) fn getpid() -> i32 {
     std::process::id() as i32
+}
+
+/// This process's id and start time, cached: `getpid` is a syscall and the start time costs
+/// an open/read/close of `/proc/self/stat`, while an uncontended `write` must make no syscall
+/// (the pid is stored as the last writer) and `create` should not pay for them every time.
+/// 0 means not known yet; a `fork` child resets both, so it never keeps its parent's.
+static PID: AtomicI32 = AtomicI32::new(0);
+static START: AtomicU64 = AtomicU64::new(0);
+static FORGET_ON_FORK: std::sync::Once = std::sync::Once::new();
+
+/// `pthread_atfork` child handler: runs in the child right after `fork`. Async-signal-safe
+/// (atomic stores only), as a handler in a child of a multi-threaded parent must be.
+extern "C" fn forget_on_fork() {
+    // Relaxed: the child's only thread reads them next.
+    PID.store(0, Ordering::Relaxed);
+    START.store(0, Ordering::Relaxed);
+}
+
+/// This process's id, without a syscall after the first call.
+pub(crate) fn cached_pid() -> i32 {
+    // Relaxed: a per-process cache; any value seen is this process's pid or 0 (the fork
+    // handler runs in the child before any of its code can read it).
+    let pid = PID.load(Ordering::Relaxed);
+    if pid != 0 {
+        return pid;
+    }
+    FORGET_ON_FORK.call_once(|| {
+        // SAFETY: registers a child handler that only stores to static atomics; no prepare or
+        // parent handler. Registration cannot be undone, which is fine for a static.
+        let _ = unsafe { libc::pthread_atfork(None, None, Some(forget_on_fork)) };
+    });
+    let pid = getpid();
+    PID.store(pid, Ordering::Relaxed);
+    pid
+}
+
+/// This process's start time (see [`process_start_time`]), read once per process.
+pub(crate) fn cached_start_time() -> u64 {
+    let pid = cached_pid(); // registers the fork handler first
+                            // Relaxed: as for PID.
+    let t = START.load(Ordering::Relaxed);
+    if t != 0 {
+        return t;
+    }
+    let t = process_start_time(pid);
+    START.store(t, Ordering::Relaxed);
+    t
 }
 
 /// The start time of process `pid` in clock ticks since boot (`/proc/PID/stat` field 22), which

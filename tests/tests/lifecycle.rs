@@ -292,7 +292,11 @@ fn garbage_header_is_a_typed_error_not_a_crash() {
             .write_unaligned(smobject::FORMAT_VERSION);
     }
     // SAFETY: header size at offset 20.
-    unsafe { p.wrapping_add(20).cast::<u32>().write_unaligned(512) };
+    unsafe {
+        p.wrapping_add(20)
+            .cast::<u32>()
+            .write_unaligned(smobject::HEADER_SIZE as u32);
+    }
     // SAFETY: data size at offset 24.
     unsafe { p.wrapping_add(24).cast::<u64>().write_unaligned(u64::MAX) };
     let e = RawObject::access(&key, Layout::untyped(64), &Options::new())

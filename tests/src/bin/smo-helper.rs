@@ -513,11 +513,11 @@ mod typed {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            // Any byte of the 512-byte header except the mutex at 320..384, whose corruption
+            // Any byte of the 1024-byte header except the mutex at 448..512, whose corruption
             // glibc's pthread code does not survive (see the reliability suite's notes).
-            let off = (x % 448) as usize;
-            let off = if off >= 320 { off + 64 } else { off };
-            // SAFETY: off < 512, inside the mapping; racing writes are the point of the test.
+            let off = (x % 960) as usize;
+            let off = if off >= 448 { off + 64 } else { off };
+            // SAFETY: off < 1024, inside the mapping; racing writes are the point of the test.
             unsafe { p.wrapping_add(off).write_volatile((x >> 32) as u8) };
             n += 1;
             if n % 64 == 0 {
