@@ -46,10 +46,19 @@ pub struct Segment {
 /// # Errors
 /// [`ErrorKind::Os`] if `/proc/sysvipc/shm` cannot be read (not Linux, or no `/proc`).
 pub fn segments() -> Result<Vec<Segment>> {
-    let text = std::fs::read_to_string("/proc/sysvipc/shm").map_err(|e| {
+    let text = read_proc_shm().map_err(|e| {
         Error::os("reading /proc/sysvipc/shm", &e).hint("inspection needs Linux's /proc")
     })?;
     Ok(parse_proc_shm(&text))
+}
+
+/// Reads `/proc/sysvipc/shm` with as few syscalls as it takes (`create` calls this).
+fn read_proc_shm() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open("/proc/sysvipc/shm")?;
+    let mut buf = Vec::with_capacity(16 * 1024);
+    f.read_to_end(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
 fn parse_proc_shm(text: &str) -> Vec<Segment> {

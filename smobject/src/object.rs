@@ -561,7 +561,9 @@ impl RawObject {
         let data_ptr = sys::shmat(d.id)
             .map_err(|e| detach_counter(Error::os("shmat (data segment)", &e).with_key(key)))?;
         // The count follows the kernel: we are attached now, so nattch includes us.
-        let nattch = sys::shm_stat(d.id).map_or(d.info.nattch + 1, |i| i.nattch);
+        // Other smobject processes cannot attach meanwhile (we hold the key lock): the kernel's
+        // count is the one read before attaching, plus us.
+        let nattch = d.info.nattch + 1;
         crate::fault::point("attach:before-count");
         header.count().fetch_add(1, Ordering::Relaxed);
         repair_count(header, nattch);
@@ -811,10 +813,12 @@ impl Drop for RawObject {
         // handle is being dropped, and typed wrappers borrow from it).
         let _ = unsafe { sys::shmdt(self.data) };
         crate::fault::point("detach:after-shmdt");
-        if let (Ok(d), Ok(c)) = (sys::shm_stat(self.data_id), sys::shm_stat(self.counter_id)) {
+        if let Ok(d) = sys::shm_stat(self.data_id) {
             repair_count(self.header, d.nattch);
-            // We are still attached to the counter segment: 1 means only us.
-            if lock.is_some() && d.nattch == 0 && c.nattch <= 1 {
+            // We are still attached to the counter segment: 1 means only us (a program of the
+            // original protocol may be attached to it alone).
+            let last = || sys::shm_stat(self.counter_id).is_ok_and(|c| c.nattch <= 1);
+            if lock.is_some() && d.nattch == 0 && last() {
                 let _ = sys::shm_remove(self.data_id);
                 crate::fault::point("detach:after-rmid-data");
                 let _ = sys::shm_remove(self.counter_id);
