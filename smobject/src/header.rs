@@ -117,12 +117,13 @@ pub(crate) struct SyncWords {
     /// The `seq` at which the backup copy was taken (even); the backup holds that version.
     pub(crate) backup_seq: AtomicU64,
     _pad1: [u8; 48],
-    /// Line 2 (offset 320). Futex word: the low 32 bits of the version, stored after every
-    /// publish.
-    pub(crate) epoch: AtomicU32,
+    /// Line 2 (offset 320). The version (`seq / 2` of the last publish), stored once per
+    /// publish after `seq`: what `version()` and spinning readers poll, on a line the writer's
+    /// two `seq` stores do not touch. Its low 32 bits are the futex word of `wait_for_update`.
+    pub(crate) version: AtomicU64,
     /// Processes sleeping in `wait_for_update`; a writer wakes only when non-zero.
     pub(crate) waiters: AtomicU32,
-    _pad2: [u8; 56],
+    _pad2: [u8; 52],
     /// Line 3 (offset 384). Fallback readers that asked for the lock, and those that got it:
     /// a writer lets a waiting reader in before taking the lock again, so readers cannot starve.
     pub(crate) read_req: AtomicU32,
@@ -144,6 +145,23 @@ pub(crate) struct WaiterSlots {
     pub(crate) pids: [AtomicI32; WAITER_SLOTS],
     /// Consecutive wakes that found nobody asleep; at 8 a writer checks the slots.
     pub(crate) idle_wakes: AtomicU32,
+}
+
+impl SyncWords {
+    /// The futex word: the low 32 bits of `version`.
+    pub(crate) fn futex_word(&self) -> *const u32 {
+        let base = self.version.as_ptr().cast::<u32>().cast_const();
+        if cfg!(target_endian = "little") {
+            base
+        } else {
+            base.wrapping_add(1)
+        }
+    }
+
+    /// The low 32 bits of `version`, as the futex compares them.
+    pub(crate) fn futex_value(version: u64) -> u32 {
+        version as u32
+    }
 }
 
 /// A pointer to a mapped counter segment of at least [`HEADER_SIZE`] bytes.
@@ -265,7 +283,8 @@ mod tests {
         assert_eq!(std::mem::offset_of!(Ident, data_size), 16);
         assert_eq!(std::mem::offset_of!(Ident, type_name), 88);
         assert_eq!(std::mem::offset_of!(SyncWords, backup_seq), 8);
-        assert_eq!(std::mem::offset_of!(SyncWords, epoch), 64);
+        assert_eq!(std::mem::offset_of!(SyncWords, version), 64);
+        assert_eq!(std::mem::offset_of!(SyncWords, waiters), 72);
         assert_eq!(std::mem::offset_of!(SyncWords, read_req), 128);
         assert_eq!(std::mem::offset_of!(SyncWords, recoveries), 136);
         assert_eq!(std::mem::offset_of!(SyncWords, last_writer), 144);

@@ -8,7 +8,7 @@
 //! 1. copy data to the backup, store `backup_seq = s` (Release);
 //! 2. store `seq = s + 1` (odd: write in progress), Release fence;
 //! 3. modify the data in place (offset 0 of the data segment, as the original class);
-//! 4. store `seq = s + 2` (Release), `epoch` = version (SeqCst), wake the futex if `waiters` is not 0
+//! 4. store `seq = s + 2` (Release), `version` = s/2 + 1 (SeqCst), wake the futex if `waiters` is not 0
 //!    (a SeqCst load: the Dekker pair with the waiter's increment), unlock.
 //!
 //! Reader, optimistic: load `seq` (Acquire); if even copy the data, else if
@@ -59,8 +59,10 @@ impl Region {
     /// The number of completed writes.
     #[inline]
     pub(crate) fn version(&self) -> u64 {
-        // Acquire: pairs with the writer's Release store of an even `seq`.
-        self.sync().seq.load(Ordering::Acquire) / 2
+        // Acquire: pairs with the writer's SeqCst store in `publish_version`, which follows
+        // its Release store of the even `seq`: a reader that sees version v also sees a `seq`
+        // of at least 2v, so its next `read` returns that version or a newer one.
+        self.sync().version.load(Ordering::Acquire)
     }
 
     /// Copies a consistent snapshot into `dst` as one `T`, with the size known at compile
@@ -195,21 +197,21 @@ impl Region {
             crate::fault::point("recover:restored");
             // Release: pairs with readers' Acquire loads; the restored bytes are published.
             s.seq.store(seq + 1, Ordering::Release);
-            self.bump_epoch(seq + 1);
+            self.publish_version(seq + 1);
         }
         s.recoveries.fetch_add(1, Ordering::Relaxed);
         // SAFETY: we hold the mutex, obtained with EOWNERDEAD, and repaired what it protects.
         unsafe { sys::mutex_consistent(self.header.mutex()) };
     }
 
-    fn bump_epoch(&self, seq: u64) {
+    fn publish_version(&self, seq: u64) {
         let s = self.sync();
         // SeqCst store then SeqCst load: the Dekker pair with `wait_for_update`'s increment of
-        // `waiters` and load of `epoch`; one side always sees the other.
-        s.epoch.store((seq / 2) as u32, Ordering::SeqCst);
+        // `waiters` and load of `version`; one side always sees the other.
+        s.version.store(seq / 2, Ordering::SeqCst);
         if s.waiters.load(Ordering::SeqCst) != 0 {
-            // SAFETY: `epoch` is a live, aligned u32 in the shared header.
-            let woken = unsafe { sys::futex_wake_all(s.epoch.as_ptr()) };
+            // SAFETY: the futex word (low half of `version`) is a live, aligned u32 in the shared header.
+            let woken = unsafe { sys::futex_wake_all(s.futex_word()) };
             self.note_wake(woken);
         }
     }
@@ -348,7 +350,7 @@ impl Region {
         // Release: pairs with readers' Acquire loads; publishes the data writes.
         s.seq.store(st.seq + 2, Ordering::Release);
         crate::fault::point("publish:after-seq");
-        self.bump_epoch(st.seq + 2);
+        self.publish_version(st.seq + 2);
         // SAFETY: we hold the mutex (taken in begin_write).
         unsafe { sys::mutex_unlock(self.header.mutex()) };
     }
@@ -386,11 +388,10 @@ impl Region {
         let deadline = timeout.map(|t| Instant::now() + t);
         // Registered once for the whole wait: the slot lets writers forget us if we die asleep.
         let slot = self.claim_waiter_slot();
-        // SeqCst: see `bump_epoch`.
+        // SeqCst: see `publish_version`.
         s.waiters.fetch_add(1, Ordering::SeqCst);
         let r = loop {
-            let e = s.epoch.load(Ordering::SeqCst);
-            let v = self.version();
+            let v = s.version.load(Ordering::SeqCst);
             if v > seen {
                 break Ok(v);
             }
@@ -404,8 +405,8 @@ impl Region {
                     ),
                 ));
             }
-            // SAFETY: `epoch` is a live, aligned u32 in the shared header.
-            unsafe { sys::futex_wait(s.epoch.as_ptr(), e, left) };
+            // SAFETY: the futex word (low half of `version`) is a live, aligned u32 in the shared header.
+            unsafe { sys::futex_wait(s.futex_word(), SyncWords::futex_value(v), left) };
         };
         // Saturating: the word is shared memory, and other programs may follow the format.
         let _ = s
