@@ -89,7 +89,105 @@ pub(crate) fn item(item: &Item) -> syn::Result<&ItemStruct> {
         conditional_field(&field.attrs, &mut errors);
         field_type(&field.ty, &mut errors);
     }
+    padding(strukt, &mut errors);
     errors.finish().map(|()| strukt)
+}
+
+/// Size and alignment of a field type whose layout the macro can know from its tokens alone:
+/// fixed-size integers, floats and their atomics, and arrays of them with literal lengths.
+/// `None` for anything else (`usize` depends on the target, `u128`'s alignment too, and other
+/// types are unknown here); the type-level check covers those.
+fn known_layout(ty: &Type) -> Option<(u64, u64)> {
+    match ty {
+        Type::Paren(p) => known_layout(&p.elem),
+        Type::Group(g) => known_layout(&g.elem),
+        Type::Array(array) => {
+            let (size, align) = known_layout(&array.elem)?;
+            let syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Int(n),
+                ..
+            }) = &array.len
+            else {
+                return None;
+            };
+            Some((size.checked_mul(n.base10_parse::<u64>().ok()?)?, align))
+        }
+        Type::Path(path) => {
+            let size = match last_ident(path)?.as_str() {
+                "u8" | "i8" | "AtomicU8" | "AtomicI8" => 1,
+                "u16" | "i16" | "AtomicU16" | "AtomicI16" => 2,
+                "u32" | "i32" | "f32" | "AtomicU32" | "AtomicI32" => 4,
+                "u64" | "i64" | "f64" | "AtomicU64" | "AtomicI64" => 8,
+                _ => return None,
+            };
+            Some((size, size))
+        }
+        _ => None,
+    }
+}
+
+/// Padding, found from the tokens when every field's layout is known (see [`known_layout`]):
+/// says where the gap is and what field to add. Structs with other field types, or with
+/// `align(N)` or `packed` (reported on its own), are left to the type-level check.
+fn padding(strukt: &ItemStruct, errors: &mut Errors) {
+    let aligned = strukt.attrs.iter().any(|a| {
+        let repr = a.to_token_stream().to_string();
+        a.path().is_ident("repr") && (repr.contains("align") || repr.contains("packed"))
+    });
+    let Some(layouts) = strukt
+        .fields
+        .iter()
+        .map(|f| known_layout(&f.ty))
+        .collect::<Option<Vec<_>>>()
+    else {
+        return;
+    };
+    if aligned || layouts.is_empty() {
+        return;
+    }
+    let name = &strukt.ident;
+    let field_name = |i: usize, f: &syn::Field| {
+        f.ident
+            .as_ref()
+            .map_or_else(|| i.to_string(), ToString::to_string)
+    };
+    let (mut offset, mut max_align) = (0u64, 1u64);
+    let mut previous: Option<String> = None;
+    for (i, (field, (size, align))) in strukt.fields.iter().zip(layouts).enumerate() {
+        let start = offset.next_multiple_of(align);
+        if start > offset {
+            let gap = start - offset;
+            let after = previous
+                .as_deref()
+                .map_or(String::new(), |p| format!(" after `{p}`"));
+            errors.push(syn::Error::new_spanned(
+                field,
+                format!(
+                    "`{name}` has {gap} byte(s) of padding{after} (offsets {offset}..{start}), before `{f}`, which \
+                     `#[shared_memory]` rejects: padding bytes are never initialised, so they would leak into \
+                     shared memory; add `pub _pad{i}: [u8; {gap}]` before `{f}`, or order the fields from the \
+                     largest alignment down",
+                    f = field_name(i, field),
+                ),
+            ));
+        }
+        offset = start + size;
+        max_align = max_align.max(align);
+        previous = Some(field_name(i, field));
+    }
+    let end = offset.next_multiple_of(max_align);
+    if end > offset {
+        let gap = end - offset;
+        errors.push(syn::Error::new_spanned(
+            &strukt.ident,
+            format!(
+                "`{name}` has {gap} byte(s) of trailing padding (offsets {offset}..{end}) after `{p}`, which \
+                 `#[shared_memory]` rejects: padding bytes are never initialised, so they would leak into \
+                 shared memory; add `pub _pad: [u8; {gap}]` as the last field",
+                p = previous.unwrap_or_default(),
+            ),
+        ));
+    }
 }
 
 /// The struct must not have lifetime, type or const parameters, nor a `where` clause.

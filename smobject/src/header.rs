@@ -4,8 +4,6 @@
 
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64};
 
-use zerocopy::FromBytes;
-
 /// `"SMOBJECT"` read as a little-endian `u64`.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SMOBJECT");
 /// Version of the segment format. Changing any offset or meaning bumps it.
@@ -42,7 +40,7 @@ const _: () = assert!(WAITERS_OFFSET + std::mem::size_of::<WaiterSlots>() <= HEA
 /// The header's write-once part, at offset 8. Written by the creator under the key's lock
 /// before `state` becomes [`STATE_READY`]; never changed after. Readers copy it out and
 /// validate the copy (every byte of a segment is untrusted input).
-#[derive(Clone, Copy, Debug, FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)]
+#[derive(Clone, Copy, Debug)]
 #[repr(C)]
 pub(crate) struct Ident {
     /// [`MAGIC`].
@@ -76,7 +74,47 @@ pub(crate) struct Ident {
     pub(crate) path_hash: u64,
 }
 
+/// Bytes of an [`Ident`].
+pub(crate) const IDENT_SIZE: usize = std::mem::size_of::<Ident>();
+
+// Every field is an integer or a byte array and the sizes add up: no padding, so every byte of
+// an Ident is initialised and every byte pattern is a valid Ident (what the conversions below
+// rely on). Not derived with zerocopy, to keep this private type out of the trait listings in
+// users' compile errors.
+const _: () = assert!(IDENT_SIZE == 8 * 10 + 4 * 4 + TYPE_NAME_LEN);
+
 impl Ident {
+    /// Decodes the identity block from bytes.
+    pub(crate) fn from_bytes(bytes: &[u8; IDENT_SIZE]) -> Ident {
+        let mut out = std::mem::MaybeUninit::<Ident>::uninit();
+        // SAFETY: `out` has room for IDENT_SIZE bytes and does not overlap `bytes`; a repr(C)
+        // struct of integers and byte arrays without padding is valid for every byte pattern.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                out.as_mut_ptr().cast::<u8>(),
+                IDENT_SIZE,
+            );
+        }
+        // SAFETY: fully initialised by the copy (see above).
+        unsafe { out.assume_init() }
+    }
+
+    /// The identity block's bytes.
+    pub(crate) fn to_bytes(self) -> [u8; IDENT_SIZE] {
+        let mut out = [0u8; IDENT_SIZE];
+        // SAFETY: `self` is IDENT_SIZE bytes, all initialised (no padding, see above); `out` is a
+        // separate buffer of that size.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                std::ptr::from_ref(&self).cast::<u8>(),
+                out.as_mut_ptr(),
+                IDENT_SIZE,
+            );
+        }
+        out
+    }
+
     /// The stored type name, lossily decoded; `"(untyped)"` when empty.
     pub(crate) fn type_name(&self) -> String {
         let end = self
@@ -251,7 +289,7 @@ impl HeaderPtr {
                 buf.len(),
             );
         }
-        Ident::read_from_bytes(&buf).expect("buffer has Ident's exact size")
+        Ident::from_bytes(&buf)
     }
 
     /// Writes the identity block.
@@ -259,7 +297,7 @@ impl HeaderPtr {
     /// # Safety
     /// The caller must be the creator, holding the key's lock, before `state` is READY.
     pub(crate) unsafe fn write_ident(&self, ident: &Ident) {
-        let bytes = zerocopy::IntoBytes::as_bytes(ident);
+        let bytes = ident.to_bytes();
         // SAFETY: in bounds (asserted above); nobody else reads or writes the block yet (the
         // caller's contract); `bytes` is a separate local.
         unsafe {

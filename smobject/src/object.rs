@@ -885,7 +885,6 @@ pub fn remove_stale_with(key: &Key, opts: &Options) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zerocopy::{FromBytes, IntoBytes};
 
     fn found(size: usize) -> Found {
         Found {
@@ -948,7 +947,7 @@ mod tests {
         };
         let mut accepted = 0;
         for i in 0..200_000u32 {
-            let mut bytes = valid_ident(64).as_bytes().to_vec();
+            let mut bytes = valid_ident(64).to_bytes();
             match i % 3 {
                 // Entirely random header.
                 0 => bytes.iter_mut().for_each(|b| *b = next() as u8),
@@ -967,7 +966,7 @@ mod tests {
                     bytes[at..at + 4].copy_from_slice(&(v as u32).to_ne_bytes());
                 }
             }
-            let ident = Ident::read_from_bytes(&bytes).unwrap();
+            let ident = Ident::from_bytes(&bytes);
             let seg = found((next() % 200) as usize);
             for (dd, cc) in [(&d, &c), (&seg, &c), (&d, &seg)] {
                 if validate(&key, &ident, dd, cc, layout, (0, 0)).is_ok() {
