@@ -127,6 +127,13 @@ fn read_write_small<T: Words + Copy>(c: &mut Criterion, key: &KeyFile) {
             black_box(out);
         });
     });
+    g.bench_function("raw_read_value", |b| {
+        b.iter(|| {
+            // SAFETY: the mapping holds one T (page-aligned, FromBytes); nobody writes the object
+            // during this benchmark. A by-value read, as `read` returns.
+            black_box(unsafe { std::ptr::read(black_box(data).cast::<T>()) })
+        });
+    });
     g.bench_function("smobject_read", |b| b.iter(|| black_box(s.read())));
     let mut into = T::boxed_zeroed();
     g.bench_function("smobject_read_into", |b| {
@@ -298,6 +305,15 @@ fn rows(dir: &Path) -> Vec<Row> {
             "raw copy, length unknown to the compiler (`memcpy` call)",
             Goal::None,
         );
+        if label != "1 MiB" {
+            add(
+                "read",
+                format!("{how}, {label}"),
+                (g.clone(), "smobject_read", "raw_read_value"),
+                "raw read of one `T` by value from the mapping (`ptr::read`)",
+                Goal::None,
+            );
+        }
         add(
             "read",
             format!("`read_into` (no by-value return), {label}"),
