@@ -192,6 +192,11 @@ impl<T: SharedStruct> Shared<T> {
     /// A consistent copy of the current value: one that a single write published completely.
     /// Never blocks for long: it copies optimistically, falls back to the writer lock after
     /// bounded retries, and reads the last complete value while a write stalls.
+    ///
+    /// Returning by value costs a second copy of `T` into the caller's slot (Rust guarantees
+    /// no return-value optimisation). For structs of a few KiB or more, or in hot loops, use
+    /// [`read_into`](Self::read_into) on a buffer you keep: it costs what a plain copy from the
+    /// mapping costs (see `BENCHMARKS.md`).
     #[must_use]
     pub fn read(&self) -> T {
         let mut out = MaybeUninit::<T>::uninit();
