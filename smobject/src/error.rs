@@ -181,10 +181,42 @@ impl Error {
         self.inner.id
     }
 
-    /// A suggestion for the fix, if there is one.
+    /// A suggestion for the fix: the one given where the error arose, or the general one for
+    /// its kind (and errno). Every error has one.
     #[must_use]
     pub fn hint_text(&self) -> Option<&str> {
-        self.inner.hint.as_deref()
+        Some(
+            self.inner
+                .hint
+                .as_deref()
+                .unwrap_or_else(|| default_hint(self.inner.kind, self.inner.errno)),
+        )
+    }
+}
+
+/// The hint for errors raised without a more specific one.
+fn default_hint(kind: ErrorKind, errno: Option<i32>) -> &'static str {
+    match kind {
+        ErrorKind::PathNotFound => "create the key file first (e.g. with `touch`), where every process can reach it",
+        ErrorKind::InvalidId => "use a letter in 'A'..='z' as the id",
+        ErrorKind::NotFound => "is the creating process running? create the object first, or use open_or_create",
+        ErrorKind::AlreadyExists => "use access() or open_or_create() to share the existing object",
+        ErrorKind::PermissionDenied => "check the owner and mode of the key file and of the segments (`smobject ls`, `ipcs -m`)",
+        ErrorKind::ForeignOwner => "check who owns the segments (`ipcs -m -p`); trust that user with Options::allow_uid, or remove them as their owner",
+        ErrorKind::SizeMismatch => "every process must use the same struct (or size) for the same key",
+        ErrorKind::LayoutMismatch => "build every process against the same struct definition and smobject version",
+        ErrorKind::NotAnObject => "another program uses this key, or the pair is corrupt: look with `smobject inspect`, remove it with `smobject rm` once its processes stopped",
+        ErrorKind::Limit => "free unused segments (`smobject gc`, `ipcs -m`) or raise kernel.shmmni, kernel.shmmax or kernel.shmall",
+        ErrorKind::Timeout => "another process holds the lock or stopped updating the object: see `smobject inspect`",
+        ErrorKind::InUse => "stop the attached processes first (see `smobject ls`)",
+        ErrorKind::Removed => "stop the processes still using the removed object, or use another id",
+        ErrorKind::KeyCollision => "use one key file per object, and never re-create it while the object lives",
+        ErrorKind::Os => match errno {
+            Some(libc::EINVAL | libc::EIDRM) => "the segment was removed meanwhile (e.g. by `ipcrm`): open the object again",
+            Some(libc::EMFILE | libc::ENFILE) => "too many open files: raise the limit (`ulimit -n`)",
+            Some(libc::EINTR) => "interrupted by a signal: retry",
+            _ => "see the OS error above; `smobject inspect` shows the object's state",
+        },
     }
 }
 
@@ -217,7 +249,7 @@ impl fmt::Display for Error {
         if !i.detail.is_empty() {
             write!(f, ": {}", i.detail)?;
         }
-        if let Some(h) = &i.hint {
+        if let Some(h) = self.hint_text() {
             write!(f, "; hint: {h}")?;
         }
         Ok(())
@@ -234,7 +266,7 @@ impl fmt::Debug for Error {
             .field("key", &i.key.map(|k| format!("{:#010x}", k as u32)))
             .field("path", &i.path)
             .field("id", &i.id.map(fmt_id))
-            .field("hint", &i.hint)
+            .field("hint", &self.hint_text())
             .finish()
     }
 }
@@ -288,6 +320,36 @@ mod tests {
             "{s}"
         );
         assert_eq!(fmt_id(7), "0x07");
+    }
+
+    #[test]
+    fn every_error_has_a_hint() {
+        let kinds = [
+            ErrorKind::PathNotFound,
+            ErrorKind::InvalidId,
+            ErrorKind::NotFound,
+            ErrorKind::AlreadyExists,
+            ErrorKind::PermissionDenied,
+            ErrorKind::ForeignOwner,
+            ErrorKind::SizeMismatch,
+            ErrorKind::LayoutMismatch,
+            ErrorKind::NotAnObject,
+            ErrorKind::Limit,
+            ErrorKind::Timeout,
+            ErrorKind::InUse,
+            ErrorKind::Removed,
+            ErrorKind::KeyCollision,
+            ErrorKind::Os,
+        ];
+        for kind in kinds {
+            let e = Error::new(kind, "x");
+            assert!(e.hint_text().is_some_and(|h| !h.is_empty()), "{kind:?}");
+            assert!(e.to_string().contains("; hint: "), "{e}");
+        }
+        let e = Error::os("shmat", &std::io::Error::from_raw_os_error(libc::EIDRM));
+        assert!(e.hint_text().unwrap().contains("removed"), "{e}");
+        let e = Error::new(ErrorKind::NotFound, "x").hint("specific");
+        assert_eq!(e.hint_text(), Some("specific"));
     }
 
     #[test]
