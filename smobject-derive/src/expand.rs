@@ -68,6 +68,23 @@ fn generate(config: &Configuration, strukt: &ItemStruct) -> TokenStream {
                     ::core::mem::align_of::<Self>(),
                 );
                 const C_FIELDS: &'static [::smobject::__private::CField] = &[#(#c_fields),*];
+
+                // `Shared::read`'s fast path. Here, with `Self` concrete, rustc knows the
+                // snapshot needs no drop and builds it in the caller's return slot: one copy.
+                #[inline]
+                fn __read(shared: &::smobject::Shared<Self>) -> Self {
+                    if let ::core::option::Option::Some(ticket) =
+                        ::smobject::__private::read_begin(shared)
+                    {
+                        let snapshot: Self = ::smobject::__private::read_copy(&ticket);
+                        if ::smobject::__private::read_end(ticket) {
+                            return snapshot;
+                        }
+                        // A write overlapped the copy: discard it, running no `Drop` on it.
+                        let _ = ::core::mem::ManuallyDrop::new(snapshot);
+                    }
+                    ::smobject::__private::read_slow(shared)
+                }
             }
 
             #constructors

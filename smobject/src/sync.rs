@@ -135,24 +135,48 @@ impl Region {
     /// As for [`read`](Self::read), for the sink's destination.
     #[inline]
     unsafe fn try_read_with(&self, into: &impl Sink) -> bool {
+        let Some(ticket) = self.read_begin() else {
+            return false;
+        };
+        // SAFETY: `ticket.src` is valid for `len` bytes (segment sizes checked on attach), the
+        // sink's destination too (the caller's contract), and they do not overlap (private
+        // buffer vs mapping). The copy may race with a writer; it is discarded unless
+        // `read_end` proves no write overlapped it.
+        unsafe { into.fill_from(ticket.src) };
+        self.read_end(ticket)
+    }
+
+    /// Opens one optimistic read: where the last complete value is (the data, or the backup
+    /// while a write is in progress) and the `seq` that [`read_end`](Self::read_end) checks.
+    /// `None` if no complete value can be copied right now.
+    ///
+    /// The caller copies `len` bytes from `src`, then calls `read_end`; the copy is a snapshot
+    /// only if that returns true. Split in two so that [`Shared::read`](crate::Shared::read)
+    /// can copy straight into its return value.
+    #[inline]
+    pub(crate) fn read_begin(&self) -> Option<ReadTicket> {
         let s = self.sync();
         // Acquire: pairs with the writer's Release stores of `seq`.
-        let s1 = s.seq.load(Ordering::Acquire);
-        let src = if s1 % 2 == 0 {
+        let seq = s.seq.load(Ordering::Acquire);
+        let src = if seq % 2 == 0 {
             self.data
-        } else if s.backup_seq.load(Ordering::Acquire) == s1.wrapping_sub(1) {
+        } else if s.backup_seq.load(Ordering::Acquire) == seq.wrapping_sub(1) {
             // A write is in progress; the backup holds the version before it, complete.
             self.header.backup()
         } else {
-            return false;
+            return None;
         };
-        // SAFETY: `src` is valid for `len` bytes (segment sizes checked on attach), the sink's
-        // destination too (the caller's contract), and they do not overlap (private buffer vs
-        // mapping). The copy may race with a writer; it is discarded unless `seq` is unchanged.
-        unsafe { into.fill_from(src) };
-        // Acquire fence: orders the copy before the re-check of `seq`.
+        Some(ReadTicket { src, seq })
+    }
+
+    /// Closes an optimistic read: true if no write overlapped the copy made since
+    /// [`read_begin`](Self::read_begin) returned `ticket`.
+    #[inline]
+    pub(crate) fn read_end(&self, ticket: ReadTicket) -> bool {
+        // Acquire fence: orders the copy before the re-check of `seq` (pairs with the writer's
+        // Release fence after it makes `seq` odd).
         fence(Ordering::Acquire);
-        s.seq.load(Ordering::Relaxed) == s1
+        self.sync().seq.load(Ordering::Relaxed) == ticket.seq
     }
 
     /// Copies under the writer lock, waiting at most one slice. False if the slice passed.
@@ -420,6 +444,15 @@ impl Region {
     pub(crate) fn recoveries(&self) -> u64 {
         self.sync().recoveries.load(Ordering::Relaxed)
     }
+}
+
+/// An open optimistic read (see [`Region::read_begin`]).
+#[derive(Clone, Copy)]
+pub(crate) struct ReadTicket {
+    /// The last complete value: the data, or the backup while a write is in progress.
+    pub(crate) src: *const u8,
+    /// `seq` when the read began; the copy is good if it is unchanged at the end.
+    seq: u64,
 }
 
 /// Where a snapshot is copied to: bytes of a length known at run time, or one `T`.

@@ -233,3 +233,65 @@ fn a_waiter_killed_asleep_is_forgotten_so_writes_stop_paying_for_it() {
     drop(c);
     assert!(kf.is_clean(b'd'));
 }
+
+/// A shared struct with a `Drop` impl that counts drops, for the next test.
+mod counted {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    pub static DROPS: AtomicU64 = AtomicU64::new(0);
+
+    #[smobject::shared_memory(path = "/tmp", id = 'D')]
+    #[repr(C)]
+    pub struct Counted {
+        pub words: [u64; 16],
+    }
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            DROPS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[test]
+fn read_drops_only_the_snapshots_it_returns() {
+    use counted::{Counted, DROPS};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    const READS: u64 = 2_000_000;
+    let kf = KeyFile::new("drop-snapshots");
+    let shared = Shared::<Counted>::create_at(kf.path(), b'd').unwrap();
+    let stop = AtomicBool::new(false);
+    let (torn, changes) = std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                shared.write(|v| v.words = [i; 16]);
+            }
+        });
+        let (mut torn, mut changes, mut last) = (0u64, 0u64, 0u64);
+        for _ in 0..READS {
+            let v = shared.read();
+            if v.words.iter().any(|&w| w != v.words[0]) {
+                torn += 1;
+            }
+            if v.words[0] != last {
+                changes += 1;
+                last = v.words[0];
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        (torn, changes)
+    });
+    assert_eq!(torn, 0, "torn snapshots returned");
+    assert!(
+        changes > 1,
+        "the reader raced the writer ({changes} changes seen)"
+    );
+    // Snapshots discarded because a write overlapped them are never dropped: `Drop` runs once
+    // per returned value (the writer's closure only borrows).
+    assert_eq!(DROPS.load(Ordering::Relaxed), READS);
+    drop(shared);
+    assert!(kf.is_clean(b'd'));
+}
