@@ -222,6 +222,9 @@ impl Region {
             // Release: pairs with readers' Acquire loads; the restored bytes are published.
             s.seq.store(seq + 1, Ordering::Release);
             self.publish_version(seq + 1);
+        } else if s.version.load(Ordering::Relaxed) != seq / 2 {
+            // The dead writer published its data but not the version, and woke nobody.
+            self.publish_version(seq);
         }
         s.recoveries.fetch_add(1, Ordering::Relaxed);
         // SAFETY: we hold the mutex, obtained with EOWNERDEAD, and repaired what it protects.

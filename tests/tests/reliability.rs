@@ -152,6 +152,7 @@ fn kill_inside_the_writer_lock_and_mid_publish_keeps_the_last_complete_value() {
     ] {
         for _ in 0..REPS {
             let next = expected + 1;
+            let before = owner.version();
             let mut h = Helper::spawn_fault(
                 point,
                 &["t-fault", &kf.arg(), "w", "write", &next.to_string()],
@@ -168,6 +169,14 @@ fn kill_inside_the_writer_lock_and_mid_publish_keeps_the_last_complete_value() {
             let g = owner.lock_timeout(Duration::from_secs(5)).unwrap();
             assert!(g.recovered(), "{point}: recovery reported");
             assert_eq!(g.words, [expected; 32], "{point}");
+            // A write that made `seq` odd counts once, rolled back or complete: the dead
+            // writer's too when it died after publishing the data but before the version.
+            let counted = u64::from(matches!(point, "write:odd" | "publish:after-seq"));
+            assert_eq!(
+                owner.version(),
+                before + counted,
+                "{point}: version after recovery"
+            );
             drop(g);
         }
     }
