@@ -238,11 +238,11 @@ fn a_waiter_killed_asleep_is_forgotten_so_writes_stop_paying_for_it() {
 mod counted {
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    pub static DROPS: AtomicU64 = AtomicU64::new(0);
+    pub(crate) static DROPS: AtomicU64 = AtomicU64::new(0);
 
     #[smobject::shared_memory(path = "/tmp", id = 'D')]
     #[repr(C)]
-    pub struct Counted {
+    pub(crate) struct Counted {
         pub words: [u64; 16],
     }
 
