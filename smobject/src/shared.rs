@@ -206,18 +206,18 @@ impl<T: SharedStruct> Shared<T> {
     }
 
     /// Opens an optimistic read of one `T` (see `Region::read_begin`); `None` if no complete
-    /// value can be copied right now, or the backup is misaligned for `T` (only possible
-    /// when `align_of::<T>() > HEADER_SIZE`).
+    /// value can be copied right now, or the backup is misaligned for `T`.
     #[inline]
     pub(crate) fn read_begin(&self) -> Option<ReadTicket<'_, T>> {
         let inner = self.region.read_begin()?;
-        let src = inner.src.cast::<T>();
-        if !src.is_aligned() {
+        // The data segment is page-aligned and the backup HEADER_SIZE bytes past a page
+        // boundary, so only a `T` aligned to more than that can find the backup misaligned; for
+        // every other `T` this folds to nothing.
+        if align_of::<T>() > crate::header::HEADER_SIZE && !inner.src.cast::<T>().is_aligned() {
             return None;
         }
         Some(ReadTicket {
             shared: self,
-            src,
             inner,
         })
     }
@@ -228,8 +228,13 @@ impl<T: SharedStruct> Shared<T> {
     pub(crate) fn read_slow(&self) -> T {
         let mut out = MaybeUninit::<T>::uninit();
         // SAFETY: `out` has room for one T, the region is size_of::<T>() bytes and live while
-        // `self` is, and T: FromBytes is valid for any bytes.
-        unsafe { self.region.read_as(out.as_mut_ptr()) };
+        // `self` is, and T: FromBytes is valid for any bytes. Straight to the retry loop: the
+        // optimistic attempt `read` made just failed.
+        let done = unsafe {
+            self.region
+                .read_until(&crate::sync::Typed(out.as_mut_ptr()), None)
+        };
+        debug_assert!(done, "a read without deadline only returns when done");
         // SAFETY: every byte of `out` was written by the copy, and T: FromBytes is valid for
         // any bytes.
         unsafe { out.assume_init() }
@@ -353,8 +358,7 @@ impl<T: SharedStruct> fmt::Debug for Shared<T> {
 #[doc(hidden)]
 pub struct ReadTicket<'a, T: SharedStruct> {
     shared: &'a Shared<T>,
-    /// Valid for one `T` while `shared` is borrowed, and aligned for it.
-    src: *const T,
+    /// Its `src` is valid for one `T` while `shared` is borrowed, and aligned for it.
     inner: crate::sync::ReadTicket,
 }
 
@@ -367,7 +371,7 @@ impl<T: SharedStruct> ReadTicket<'_, T> {
         // mapping lives as long as the borrowed `Shared`), and T: FromBytes is valid for any
         // bytes. The copy may race with a writer: that is the seqlock's optimistic read,
         // whose result `end` validates (see `sync.rs`).
-        unsafe { self.src.read() }
+        unsafe { self.inner.src.cast::<T>().read() }
     }
 
     /// Closes the read: true if no write overlapped the copies made since it began.

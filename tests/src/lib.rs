@@ -87,6 +87,44 @@ impl Drop for KeyFile {
     }
 }
 
+/// What a reader saw of the torn-read invariant (all words equal in every published value):
+/// snapshots taken, torn ones, and how often the value changed.
+#[derive(Debug)]
+pub struct Tally {
+    /// Snapshots seen.
+    pub snapshots: u64,
+    /// Snapshots whose words were not all equal.
+    pub torn: u64,
+    /// Snapshots whose first word differed from the previous one's.
+    pub changes: u64,
+    last: u64,
+}
+
+impl Tally {
+    /// A tally whose first snapshot counts as a change unless its first word is `last`.
+    #[must_use]
+    pub fn starting_at(last: u64) -> Tally {
+        Tally {
+            snapshots: 0,
+            torn: 0,
+            changes: 0,
+            last,
+        }
+    }
+
+    /// Counts one snapshot's words.
+    pub fn see(&mut self, words: &[u64]) {
+        self.snapshots += 1;
+        if words.iter().any(|&w| w != words[0]) {
+            self.torn += 1;
+        }
+        if words[0] != self.last {
+            self.changes += 1;
+            self.last = words[0];
+        }
+    }
+}
+
 /// The shmid under `key`, if any.
 pub fn shmid(key: i32) -> Option<i32> {
     // SAFETY: shmget takes no pointers.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use smobject::Shared;
 use tests::structs::{Counter, Words};
-use tests::{Helper, KeyFile};
+use tests::{Helper, KeyFile, Tally};
 
 fn nums(line: &str) -> Vec<u64> {
     line.split_whitespace()
@@ -262,7 +262,7 @@ fn read_drops_only_the_snapshots_it_returns() {
     let kf = KeyFile::new("drop-snapshots");
     let shared = Shared::<Counted>::create_at(kf.path(), b'd').unwrap();
     let stop = AtomicBool::new(false);
-    let (torn, changes) = std::thread::scope(|s| {
+    let tally = std::thread::scope(|s| {
         s.spawn(|| {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
@@ -270,24 +270,18 @@ fn read_drops_only_the_snapshots_it_returns() {
                 shared.write(|v| v.words = [i; 16]);
             }
         });
-        let (mut torn, mut changes, mut last) = (0u64, 0u64, 0u64);
+        let mut tally = Tally::starting_at(0);
         for _ in 0..READS {
-            let v = shared.read();
-            if v.words.iter().any(|&w| w != v.words[0]) {
-                torn += 1;
-            }
-            if v.words[0] != last {
-                changes += 1;
-                last = v.words[0];
-            }
+            tally.see(&shared.read().words);
         }
         stop.store(true, Ordering::Relaxed);
-        (torn, changes)
+        tally
     });
-    assert_eq!(torn, 0, "torn snapshots returned");
+    assert_eq!(tally.torn, 0, "torn snapshots returned");
     assert!(
-        changes > 1,
-        "the reader raced the writer ({changes} changes seen)"
+        tally.changes > 1,
+        "the reader raced the writer ({} changes seen)",
+        tally.changes
     );
     // Snapshots discarded because a write overlapped them are never dropped: `Drop` runs once
     // per returned value (the writer's closure only borrows).

@@ -252,6 +252,7 @@ mod typed {
 
     use smobject::Shared;
     use tests::structs::{v2, Big, Counter, Telemetry, Words};
+    use tests::Tally;
 
     fn arg<T: std::str::FromStr>(args: &[String], i: usize) -> T {
         args.get(i)
@@ -326,18 +327,11 @@ mod typed {
                     return 1;
                 };
                 let n: u64 = arg(a, 2);
-                let (mut torn, mut changes, mut last) = (0u64, 0u64, 0u64);
+                let mut t = Tally::starting_at(0);
                 for _ in 0..n {
-                    let v = r.read();
-                    if v.words.iter().any(|&x| x != v.words[0]) {
-                        torn += 1;
-                    }
-                    if v.words[0] != last {
-                        changes += 1;
-                        last = v.words[0];
-                    }
+                    t.see(&r.read().words);
                 }
-                println!("ok {torn} {changes}");
+                println!("ok {} {}", t.torn, t.changes);
             }
             // Increments Counter N times.
             "t-inc" => {
@@ -400,20 +394,13 @@ mod typed {
                 };
                 let ms: u64 = arg(a, 2);
                 let mut buf: Box<Big> = Box::new(zeroed());
-                let (mut snaps, mut torn, mut distinct, mut last) = (0u64, 0u64, 0u64, u64::MAX);
+                let mut t = Tally::starting_at(u64::MAX);
                 let start = Instant::now();
                 while start.elapsed() < Duration::from_millis(ms) {
                     r.read_into(&mut buf);
-                    snaps += 1;
-                    if buf.words.iter().any(|&x| x != buf.words[0]) {
-                        torn += 1;
-                    }
-                    if buf.words[0] != last {
-                        distinct += 1;
-                        last = buf.words[0];
-                    }
+                    t.see(&buf.words);
                 }
-                println!("ok {snaps} {torn} {distinct}");
+                println!("ok {} {} {}", t.snapshots, t.torn, t.changes);
             }
             // Scribbles random bytes over the live header (not the mutex) for MS milliseconds.
             "t-scribble" => return scribble(path, id(a), arg(a, 2)),
