@@ -127,6 +127,11 @@ fn header(out: &mut dyn Write, h: &HeaderInfo, target: &Target) -> std::io::Resu
         ),
     )?;
     field(out, "count", h.count.to_string())?;
+    sync_state(out, h)
+}
+
+/// The synchronisation part of the header: version, writer lock, sleepers, recoveries.
+fn sync_state(out: &mut dyn Write, h: &HeaderInfo) -> std::io::Result<()> {
     field(
         out,
         "version",
@@ -146,7 +151,17 @@ fn header(out: &mut dyn Write, h: &HeaderInfo, target: &Target) -> std::io::Resu
         Some(tid) => format!("held by tid {tid}, not running: the next writer recovers it"),
     };
     field(out, "writer lock", lock)?;
-    field(out, "waiters", h.waiters.to_string())?;
+    field(out, "sleepers", if h.sleepers { "yes" } else { "no" })?;
+    if h.leaked_guards > 0 {
+        field(
+            out,
+            "leaked guards",
+            format!(
+                "{} (a leaked write guard holds the lock: the object cannot be written again)",
+                h.leaked_guards
+            ),
+        )?;
+    }
     field(out, "recoveries", h.recoveries.to_string())?;
     field(
         out,

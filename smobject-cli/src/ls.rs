@@ -48,6 +48,17 @@ impl View {
             .map_or(0, |s| s.nattch)
     }
 
+    /// The pair's state; a live pair whose writer lock is held for good by a leaked write guard
+    /// (a handle that kept its mapping, counted in the header) shows as `held`.
+    pub(crate) fn state(&self) -> String {
+        match header(&self.pair) {
+            Some(h) if h.leaked_guards > 0 && self.pair.state == PairState::Live => {
+                format!("held({})", h.leaked_guards)
+            }
+            _ => self.pair.state.to_string(),
+        }
+    }
+
     /// The type name, `(untyped)`, or `-` without a valid header.
     pub(crate) fn type_name(&self) -> String {
         header(&self.pair).map_or_else(|| "-".into(), |h| h.type_name.clone())
@@ -101,7 +112,7 @@ impl View {
             seg.map_or("-".into(), |s| fmt_mode(s.mode)),
             format!("{}/{count}", self.nattch()),
             pids,
-            p.state.to_string(),
+            self.state(),
             self.age.map_or("-".into(), fmt_age),
         ]
     }
@@ -125,7 +136,8 @@ impl View {
             "counter_nattch": p.counter.as_ref().map(|s| s.nattch),
             "count": h.map(|h| h.count),
             "pids": self.pids,
-            "state": p.state.to_string(),
+            "state": self.state(),
+            "leaked_guards": h.map(|h| h.leaked_guards),
             "age_secs": self.age,
             "created_unix": h.map(|h| h.created_unix),
             "version": h.map(|h| h.version),

@@ -69,22 +69,6 @@ fn generate(config: &Configuration, strukt: &ItemStruct) -> TokenStream {
                 );
                 const C_FIELDS: &'static [::smobject::__private::CField] = &[#(#c_fields),*];
 
-                // `Shared::read`'s fast path. Here, with `Self` concrete, rustc knows the
-                // snapshot needs no drop and builds it in the caller's return slot: one copy.
-                #[inline]
-                fn __read(shared: &::smobject::Shared<Self>) -> Self {
-                    if let ::core::option::Option::Some(ticket) =
-                        ::smobject::__private::read_begin(shared)
-                    {
-                        let snapshot: Self = ::smobject::__private::read_copy(&ticket);
-                        if ::smobject::__private::read_end(ticket) {
-                            return snapshot;
-                        }
-                        // A write overlapped the copy: discard it, running no `Drop` on it.
-                        let _ = ::core::mem::ManuallyDrop::new(snapshot);
-                    }
-                    ::smobject::__private::read_slow(shared)
-                }
             }
 
             #constructors
@@ -102,7 +86,8 @@ fn generate(config: &Configuration, strukt: &ItemStruct) -> TokenStream {
 /// The type-level half of the layout check, besides the zerocopy derives: the `Sealed` impl,
 /// whose where clause requires every field to be `FromBytes + IntoBytes` (reported at the field
 /// even when an alias or a macro hides its real type), and const asserts that the struct is not
-/// zero-sized and has no padding (spanned on its name).
+/// zero-sized, has no padding and is aligned to at most the page size (spanned on its name;
+/// the alignment assert catches a field type aligned above it, which the tokens cannot show).
 ///
 /// Const evaluation runs after type checking, so the padding message comes after zerocopy's own
 /// ("`T` has N total byte(s) of padding").
@@ -124,6 +109,14 @@ fn layout_checks(strukt: &ItemStruct) -> TokenStream {
                 + ::smobject::__private::zerocopy::IntoBytes,
         }
     });
+    let over_aligned = format!(
+        "`{type_name}` is aligned to more than {max} bytes (the page size), which \
+         `#[shared_memory]` rejects: a shared memory segment is only guaranteed to be mapped at a \
+         page boundary; lower the `align(N)` of the field type that raises it (or of the struct) \
+         to `align({max})` or less",
+        max = check::MAX_ALIGN,
+    );
+    let max_align = proc_macro2::Literal::u64_unsuffixed(check::MAX_ALIGN);
     // `check::item` rejected structs without fields, so the sum below is never empty.
     let field_types = strukt.fields.iter().map(|field| &field.ty);
     let asserts = quote_spanned! {name.span()=>
@@ -134,6 +127,10 @@ fn layout_checks(strukt: &ItemStruct) -> TokenStream {
         const _: () = ::core::assert!(
             ::core::mem::size_of::<#name>() == #(::core::mem::size_of::<#field_types>())+*,
             #padding,
+        );
+        const _: () = ::core::assert!(
+            ::core::mem::align_of::<#name>() <= #max_align,
+            #over_aligned,
         );
     };
     quote! {
@@ -441,6 +438,7 @@ mod tests {
             "const C_FIELDS",
             "name : \"a\" , c_type : \"uint32_t\" , atomic : false",
             "offset_of ! (Self , a)",
+            ":: core :: mem :: align_of :: < T > () <= 4096",
         ] {
             assert!(out.contains(needle), "{needle} not in {out}");
         }

@@ -322,6 +322,36 @@ fn render(s: &Spec<'_>) -> String {
     ));
     line("}");
     line("");
+    line("#ifndef SMOBJECT_LOAD_GRANULES");
+    line("#define SMOBJECT_LOAD_GRANULES");
+    line("/* Copies len bytes of an object's data or backup with atomic loads, in the granules of");
+    line(" * docs/FORMAT.md (8-byte words from offset 0, then the last len % 8 bytes as a 4-, 2- and");
+    line(" * 1-byte atomic): a writer may be storing them concurrently, so a plain memcpy would be a");
+    line(" * data race. Relaxed: the seqlock's fence and re-check make the copy a snapshot. */");
+    line("static inline void smobject_load_granules(void *dst, const void *src, size_t len)");
+    line("{");
+    line("    unsigned char *d = (unsigned char *)dst;");
+    line("    const unsigned char *s = (const unsigned char *)src;");
+    line("    size_t i = 0;");
+    line("    for (; i + 8 <= len; i += 8) {");
+    line("        uint64_t v = __atomic_load_n((const uint64_t *)(s + i), __ATOMIC_RELAXED);");
+    line("        memcpy(d + i, &v, 8);");
+    line("    }");
+    line("    if (len - i >= 4) {");
+    line("        uint32_t v = __atomic_load_n((const uint32_t *)(s + i), __ATOMIC_RELAXED);");
+    line("        memcpy(d + i, &v, 4);");
+    line("        i += 4;");
+    line("    }");
+    line("    if (len - i >= 2) {");
+    line("        uint16_t v = __atomic_load_n((const uint16_t *)(s + i), __ATOMIC_RELAXED);");
+    line("        memcpy(d + i, &v, 2);");
+    line("        i += 2;");
+    line("    }");
+    line("    if (len - i >= 1)");
+    line("        d[i] = __atomic_load_n(s + i, __ATOMIC_RELAXED);");
+    line("}");
+    line("#endif");
+    line("");
     line("/* Completed writes so far (the version a Rust reader's `version()` returns). */");
     line(&format!(
         "static inline uint64_t {lower}_smobject_version(const void *counter_base)"
@@ -366,7 +396,7 @@ fn render(s: &Spec<'_>) -> String {
     line("        else");
     line("            continue;");
     line(&format!(
-        "        memcpy((void *)out, src, sizeof(struct {name}));"
+        "        smobject_load_granules((void *)out, src, sizeof(struct {name}));"
     ));
     line("        __atomic_thread_fence(__ATOMIC_ACQUIRE);");
     line("        if (__atomic_load_n(seq, __ATOMIC_RELAXED) == s1)");

@@ -45,6 +45,11 @@ pub enum ErrorKind {
     /// The key belongs to an object made for another key file (an `ftok` collision), or the key
     /// file was deleted and re-created since the object was made.
     KeyCollision,
+    /// The object cannot be written any more: a writer died publishing and no complete value
+    /// was left to restore (the header was written outside the protocol), or the writer lock
+    /// is `ENOTRECOVERABLE`. Repair: once its processes stopped, `smobject rm --force` and
+    /// create it anew (the next creator also replaces it once every process detached).
+    Unrecoverable,
     /// Another operating-system error; see [`Error::errno`].
     Os,
 }
@@ -66,6 +71,7 @@ impl ErrorKind {
             Self::InUse => "object in use",
             Self::Removed => "object removed while in use",
             Self::KeyCollision => "key collision",
+            Self::Unrecoverable => "object unrecoverable",
             Self::Os => "operating-system error",
         }
     }
@@ -211,6 +217,7 @@ fn default_hint(kind: ErrorKind, errno: Option<i32>) -> &'static str {
         ErrorKind::InUse => "stop the attached processes first (see `smobject ls`)",
         ErrorKind::Removed => "stop the processes still using the removed object, or use another id",
         ErrorKind::KeyCollision => "use one key file per object, and never re-create it while the object lives",
+        ErrorKind::Unrecoverable => "once its processes stopped, remove the object (`smobject rm --force PATH ID`) and create it anew",
         ErrorKind::Os => match errno {
             Some(libc::EINVAL | libc::EIDRM) => "the segment was removed meanwhile (e.g. by `ipcrm`): open the object again",
             Some(libc::EMFILE | libc::ENFILE) => "too many open files: raise the limit (`ulimit -n`)",

@@ -10,10 +10,13 @@
 //! | `detach:after-shmdt` | data detached, nothing removed yet |
 //! | `detach:after-rmid-data` | last one out removed the data segment, not yet the counter |
 //! | `write:locked` | writer lock taken, backup not yet copied |
-//! | `write:after-backup` | backup copied, `seq` still even |
-//! | `write:odd` | `seq` odd, data not yet modified |
+//! | `write:after-backup` | backup copied, `seq` still even, the caller's change not begun |
+//! | `write:odd` | publishing: `seq` odd, data not yet stored |
+//! | `publish:half-data` | publishing: `seq` odd, the first half of the data stored |
 //! | `publish:after-seq` | new value published (`seq` even), no wake-up, lock held |
 //! | `recover:restored` | a recovering locker restored the backup, `seq` still odd |
+//! | `wait:registered` | a waiter registered in `sleepers`, `seq` not re-checked |
+//! | `wait:checked` | a waiter re-checked `seq`, about to sleep |
 
 /// Dies here if this point is armed.
 #[cfg(feature = "fault-injection")]

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64};
 /// `"SMOBJECT"` read as a little-endian `u64`.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SMOBJECT");
 /// Version of the segment format. Changing any offset or meaning bumps it.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Bytes before the backup copy in the counter segment.
 pub const HEADER_SIZE: usize = 1024;
 /// Offset of the identity block.
@@ -18,10 +18,6 @@ pub(crate) const SYNC_OFFSET: usize = 256;
 pub(crate) const MUTEX_OFFSET: usize = 448;
 /// Room reserved for the mutex (`pthread_mutex_t` is 40 bytes on x86-64 glibc, 48 on aarch64).
 const MUTEX_ROOM: usize = 64;
-/// Offset of the waiter slots.
-const WAITERS_OFFSET: usize = 512;
-/// Waiters that register their pid (more still wait correctly, but cannot be repaired).
-pub(crate) const WAITER_SLOTS: usize = 28;
 /// Longest type name stored (UTF-8, NUL-padded).
 pub(crate) const TYPE_NAME_LEN: usize = 64;
 
@@ -34,8 +30,7 @@ const _: () = assert!(std::mem::size_of::<libc::pthread_mutex_t>() <= MUTEX_ROOM
 const _: () = assert!(std::mem::align_of::<libc::pthread_mutex_t>() <= 64);
 const _: () = assert!(IDENT_OFFSET + std::mem::size_of::<Ident>() <= SYNC_OFFSET);
 const _: () = assert!(SYNC_OFFSET + std::mem::size_of::<SyncWords>() <= MUTEX_OFFSET);
-const _: () = assert!(MUTEX_OFFSET + MUTEX_ROOM <= WAITERS_OFFSET);
-const _: () = assert!(WAITERS_OFFSET + std::mem::size_of::<WaiterSlots>() <= HEADER_SIZE);
+const _: () = assert!(MUTEX_OFFSET + MUTEX_ROOM <= HEADER_SIZE);
 
 /// The header's write-once part, at offset 8. Written by the creator under the key's lock
 /// before `state` becomes [`STATE_READY`]; never changed after. Readers copy it out and
@@ -72,6 +67,42 @@ pub(crate) struct Ident {
     /// FNV-1a hash of the key file's absolute path: finds the objects of a key file that was
     /// deleted and re-created (and so has another inode, and maybe another key).
     pub(crate) path_hash: u64,
+    /// Which `pthread_mutex_t` the writer lock is ([`lock_abi`]): only programs built for the
+    /// same C library and word size may take it.
+    pub(crate) lock_abi: u64,
+}
+
+/// The writer lock's ABI as recorded in the header: byte 0 the C library (1 glibc, 2 musl,
+/// 3 another), byte 1 the pointer width in bytes, bytes 2-3 `sizeof(pthread_mutex_t)`.
+/// glibc's robust mutex keeps list pointers inside the lock that the holder's C library
+/// follows, so a program of another C library or word size must never take it.
+#[must_use]
+pub(crate) const fn lock_abi() -> u64 {
+    let libc_id: u64 = if cfg!(target_env = "gnu") {
+        1
+    } else if cfg!(target_env = "musl") {
+        2
+    } else {
+        3
+    };
+    libc_id
+        | ((std::mem::size_of::<usize>() as u64) << 8)
+        | ((std::mem::size_of::<libc::pthread_mutex_t>() as u64) << 16)
+}
+
+/// Describes a [`lock_abi`] value for error messages.
+pub(crate) fn describe_lock_abi(abi: u64) -> String {
+    let libc = match abi & 0xff {
+        1 => "glibc",
+        2 => "musl",
+        3 => "another C library",
+        _ => "an unknown C library",
+    };
+    format!(
+        "{libc}, {}-bit, {}-byte pthread_mutex_t",
+        ((abi >> 8) & 0xff) * 8,
+        (abi >> 16) & 0xffff
+    )
 }
 
 /// Bytes of an [`Ident`].
@@ -81,7 +112,8 @@ pub(crate) const IDENT_SIZE: usize = std::mem::size_of::<Ident>();
 // an Ident is initialised and every byte pattern is a valid Ident (what the conversions below
 // rely on). Not derived with zerocopy, to keep this private type out of the trait listings in
 // users' compile errors.
-const _: () = assert!(IDENT_SIZE == 8 * 10 + 4 * 4 + TYPE_NAME_LEN);
+const _: () = assert!(IDENT_SIZE == 8 * 11 + 4 * 4 + TYPE_NAME_LEN);
+const _: () = assert!(IDENT_SIZE % 8 == 0 && IDENT_OFFSET % 8 == 0);
 
 impl Ident {
     /// Decodes the identity block from bytes.
@@ -143,52 +175,44 @@ impl Ident {
 
 /// The synchronisation words, at offset 256 (their own cache lines, away from the count).
 /// The protocol is documented in `sync.rs` and `docs/FORMAT.md`.
-#[repr(C)]
 ///
-/// Three cache lines, so that a reader polling `seq` shares its line only with the word it
-/// needs next (`backup_seq`), and the writer's wake-up and bookkeeping stores do not pull the
-/// polled line away from readers once more per publish.
+/// Every field, padding included, is an atomic: a `&SyncWords` into a mapping that other
+/// processes write is then sound, since a shared reference promises nothing about bytes inside
+/// an `UnsafeCell` (which every atomic is), and another process storing to them (even outside
+/// the protocol) is an atomic access, not a data race.
+#[repr(C)]
 pub(crate) struct SyncWords {
-    /// Line 1 (offset 256). Seqlock sequence: odd while a write is in progress; `seq / 2` is
-    /// the version.
+    /// Line 1 (offset 256). Seqlock sequence: odd while a write is being published;
+    /// `seq / 2` is the version (completed writes). What `version()` and spinning readers
+    /// poll, and the first word a reader loads. Its low 32 bits are the futex word of
+    /// `wait_for_update`.
     pub(crate) seq: AtomicU64,
     /// The `seq` at which the backup copy was taken (even); the backup holds that version.
     pub(crate) backup_seq: AtomicU64,
-    _pad1: [u8; 48],
-    /// Line 2 (offset 320). The version (`seq / 2` of the last publish), stored once per
-    /// publish after `seq`: what `version()` and spinning readers poll, on a line the writer's
-    /// two `seq` stores do not touch. Its low 32 bits are the futex word of `wait_for_update`.
-    pub(crate) version: AtomicU64,
-    /// Processes sleeping in `wait_for_update`; a writer wakes only when non-zero.
-    pub(crate) waiters: AtomicU32,
-    _pad2: [u8; 52],
-    /// Line 3 (offset 384). Fallback readers that asked for the lock, and those that got it:
-    /// a writer lets a waiting reader in before taking the lock again, so readers cannot starve.
+    _pad1: [AtomicU64; 6],
+    /// Line 2 (offset 320). `0`: nobody sleeps in `wait_for_update`. Otherwise `v + 1` for the
+    /// newest `seq` value `v` that a waiter registered to sleep on (waiters store it with
+    /// `fetch_max`); a publish of a `seq` greater than `v` clears it and wakes every sleeper,
+    /// so a waiter that dies asleep costs writers at most two wakes (see `sync.rs`).
+    pub(crate) sleepers: AtomicU64,
+    /// Fallback readers that asked for the lock, and those that got it: a writer lets a
+    /// waiting reader in before taking the lock again, so readers cannot starve.
     pub(crate) read_req: AtomicU32,
     pub(crate) read_ack: AtomicU32,
-    /// Times a dead writer's half-done write was rolled back.
+    /// Times a dead writer's half-published write was rolled back.
     pub(crate) recoveries: AtomicU64,
     /// Pid of the last process that held the writer lock (diagnostics only).
     pub(crate) last_writer: AtomicI32,
-    _reserved: [u8; 44],
-}
-
-/// Who sleeps in `wait_for_update`, at offset 512, so that writers can forget waiters that
-/// died asleep (otherwise every later write would pay a futex wake for them).
-#[repr(C)]
-pub(crate) struct WaiterSlots {
-    /// Bit `i` set: slot `i` is taken.
-    pub(crate) mask: AtomicU32,
-    /// The pid of the waiter in each taken slot (0 while being claimed or released).
-    pub(crate) pids: [AtomicI32; WAITER_SLOTS],
-    /// Consecutive wakes that found nobody asleep; at 8 a writer checks the slots.
-    pub(crate) idle_wakes: AtomicU32,
+    /// Handles that kept their mapping of this segment for good because a write guard was
+    /// leaked (`mem::forget`) while it held the lock (see `Shared`'s `Drop`).
+    pub(crate) leaked: AtomicU32,
+    _reserved: [AtomicU64; 4],
 }
 
 impl SyncWords {
-    /// The futex word: the low 32 bits of `version`.
+    /// The futex word: the low 32 bits of `seq`.
     pub(crate) fn futex_word(&self) -> *const u32 {
-        let base = self.version.as_ptr().cast::<u32>().cast_const();
+        let base = self.seq.as_ptr().cast::<u32>().cast_const();
         if cfg!(target_endian = "little") {
             base
         } else {
@@ -196,9 +220,9 @@ impl SyncWords {
         }
     }
 
-    /// The low 32 bits of `version`, as the futex compares them.
-    pub(crate) fn futex_value(version: u64) -> u32 {
-        version as u32
+    /// The low 32 bits of a `seq`, as the futex compares them.
+    pub(crate) fn futex_value(seq: u64) -> u32 {
+        seq as u32
     }
 }
 
@@ -236,26 +260,16 @@ impl HeaderPtr {
     /// The synchronisation words.
     pub(crate) fn sync(&self) -> &SyncWords {
         // SAFETY: SYNC_OFFSET + size_of::<SyncWords>() is in bounds (asserted above) and
-        // 64-aligned; SyncWords is made of atomics only, which may be shared.
+        // 64-aligned (page-aligned mapping, `new`'s contract), and stays mapped while `self`
+        // is used. Every field of SyncWords, padding included, is an atomic, so the shared
+        // reference covers only `UnsafeCell`s: concurrent stores by any thread or process are
+        // atomic accesses, not data races, and violate no promise of `&`.
         unsafe {
             &*self
                 .0
                 .as_ptr()
                 .wrapping_add(SYNC_OFFSET)
                 .cast::<SyncWords>()
-        }
-    }
-
-    /// The waiter slots.
-    pub(crate) fn waiters(&self) -> &WaiterSlots {
-        // SAFETY: WAITERS_OFFSET + size_of::<WaiterSlots>() is in bounds (asserted above) and
-        // 4-aligned; WaiterSlots is made of atomics only, which may be shared.
-        unsafe {
-            &*self
-                .0
-                .as_ptr()
-                .wrapping_add(WAITERS_OFFSET)
-                .cast::<WaiterSlots>()
         }
     }
 
@@ -273,38 +287,35 @@ impl HeaderPtr {
         unsafe { self.0.as_ptr().add(HEADER_SIZE) }
     }
 
-    /// A copy of the identity block. The copy may be torn or garbage if something outside
-    /// the protocol scribbles on the segment: callers validate it.
+    /// A copy of the identity block. The copy may be wrong if something outside the protocol
+    /// scribbles on the segment: callers validate it.
     pub(crate) fn read_ident(&self) -> Ident {
-        let mut buf = [0u8; std::mem::size_of::<Ident>()];
-        // SAFETY: the source range is in bounds (asserted above) and the destination is a
-        // local buffer of the same length. The bytes are written once under the key's lock
-        // before `state` is READY (acquire-loaded by callers); a concurrent scribbler outside
-        // the protocol can only make the copy wrong, which validation catches, never invalid
-        // (every byte pattern is a valid `[u8; N]`).
+        let mut buf = [0u8; IDENT_SIZE];
+        // SAFETY: the block is in bounds (asserted above) and 8-aligned (the mapping is
+        // page-aligned and IDENT_OFFSET is a multiple of 8); it is only ever accessed through
+        // `copy` with this length (here and in `write_ident`), so the loads are atomic and
+        // never race with a store of another size; `buf` is a private buffer of that length.
         unsafe {
-            std::ptr::copy_nonoverlapping(
+            crate::copy::load(
                 self.0.as_ptr().wrapping_add(IDENT_OFFSET),
                 buf.as_mut_ptr(),
-                buf.len(),
+                IDENT_SIZE,
+                IDENT_SIZE,
             );
         }
         Ident::from_bytes(&buf)
     }
 
-    /// Writes the identity block.
-    ///
-    /// # Safety
-    /// The caller must be the creator, holding the key's lock, before `state` is READY.
-    pub(crate) unsafe fn write_ident(&self, ident: &Ident) {
+    /// Writes the identity block (before `state` is READY, which publishes it).
+    pub(crate) fn write_ident(&self, ident: &Ident) {
         let bytes = ident.to_bytes();
-        // SAFETY: in bounds (asserted above); nobody else reads or writes the block yet (the
-        // caller's contract); `bytes` is a separate local.
+        // SAFETY: in bounds and 8-aligned (see `read_ident`); atomic stores of the granules
+        // `read_ident` loads; `bytes` is a separate local.
         unsafe {
-            std::ptr::copy_nonoverlapping(
+            crate::copy::store(
                 bytes.as_ptr(),
                 self.0.as_ptr().wrapping_add(IDENT_OFFSET),
-                bytes.len(),
+                IDENT_SIZE,
             );
         }
     }
@@ -316,17 +327,19 @@ mod tests {
 
     #[test]
     fn offsets_match_the_format_document() {
-        assert_eq!(std::mem::size_of::<Ident>(), 160);
+        assert_eq!(std::mem::size_of::<Ident>(), 168);
+        assert_eq!(std::mem::offset_of!(Ident, lock_abi), 160);
         assert_eq!(std::mem::offset_of!(Ident, path_hash), 152);
         assert_eq!(std::mem::offset_of!(Ident, data_size), 16);
         assert_eq!(std::mem::offset_of!(Ident, type_name), 88);
         assert_eq!(std::mem::offset_of!(SyncWords, backup_seq), 8);
-        assert_eq!(std::mem::offset_of!(SyncWords, version), 64);
-        assert_eq!(std::mem::offset_of!(SyncWords, waiters), 72);
-        assert_eq!(std::mem::offset_of!(SyncWords, read_req), 128);
-        assert_eq!(std::mem::offset_of!(SyncWords, recoveries), 136);
-        assert_eq!(std::mem::offset_of!(SyncWords, last_writer), 144);
-        assert_eq!(std::mem::size_of::<SyncWords>(), 192);
+        assert_eq!(std::mem::offset_of!(SyncWords, sleepers), 64);
+        assert_eq!(std::mem::offset_of!(SyncWords, read_req), 72);
+        assert_eq!(std::mem::offset_of!(SyncWords, read_ack), 76);
+        assert_eq!(std::mem::offset_of!(SyncWords, recoveries), 80);
+        assert_eq!(std::mem::offset_of!(SyncWords, last_writer), 88);
+        assert_eq!(std::mem::offset_of!(SyncWords, leaked), 92);
+        assert_eq!(std::mem::size_of::<SyncWords>(), 128);
         assert_eq!(MAGIC.to_le_bytes(), *b"SMOBJECT");
     }
 

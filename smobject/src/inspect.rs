@@ -127,8 +127,11 @@ pub struct HeaderInfo {
     pub version: u64,
     /// A write is in progress (or its writer died and nobody recovered yet).
     pub writing: bool,
-    /// Processes sleeping in `wait_for_update`.
-    pub waiters: u32,
+    /// Whether a process may be asleep in `wait_for_update` (the next publish wakes it).
+    pub sleepers: bool,
+    /// Handles that keep this segment mapped because a write guard was leaked holding the
+    /// lock (the lock stays held: the object can no longer be written).
+    pub leaked_guards: u32,
     /// Dead writers' writes rolled back.
     pub recoveries: u64,
     /// Pid of the last writer.
@@ -169,9 +172,11 @@ pub fn read_header(shmid: i32) -> Result<HeaderInfo> {
     let h = unsafe { HeaderPtr::new(p) };
     let ident = h.read_ident();
     let s = h.sync();
-    // SAFETY: the mutex slot is inside the mapping; its first word is a plain int in glibc's
-    // layout, read atomically-enough as a volatile u32 for diagnostics.
-    let lock_word = unsafe { h.mutex().cast::<u32>().read_volatile() };
+    // SAFETY: the mutex slot is inside the mapping and 4-aligned (MUTEX_OFFSET is a multiple of
+    // 64 in a page-aligned mapping); its first word is glibc's lock word, which every C library
+    // call accesses atomically, so an atomic load of it races with nothing.
+    let lock_word = unsafe { std::sync::atomic::AtomicU32::from_ptr(h.mutex().cast::<u32>()) }
+        .load(Ordering::Relaxed);
     let seq = s.seq.load(Ordering::Acquire);
     let out = HeaderInfo {
         count: h.count().load(Ordering::Relaxed),
@@ -194,7 +199,8 @@ pub fn read_header(shmid: i32) -> Result<HeaderInfo> {
         created_unix: ident.created_unix,
         version: seq / 2,
         writing: seq % 2 == 1,
-        waiters: s.waiters.load(Ordering::Relaxed),
+        sleepers: s.sleepers.load(Ordering::Relaxed) != 0,
+        leaked_guards: s.leaked.load(Ordering::Relaxed),
         recoveries: s.recoveries.load(Ordering::Relaxed),
         last_writer: s.last_writer.load(Ordering::Relaxed),
         lock_owner: if cfg!(all(target_os = "linux", target_env = "gnu"))
@@ -459,7 +465,7 @@ pub fn snapshot(data_key: i32) -> Result<Vec<u8>> {
     let mut ok = false;
     while !ok && start.elapsed() < std::time::Duration::from_secs(1) {
         // SAFETY: `buf` has `len` bytes; both mappings stay attached until below.
-        ok = unsafe { region.try_read(buf.as_mut_ptr()) };
+        ok = unsafe { region.try_read(buf.as_mut_ptr(), len) };
     }
     // SAFETY: attached above; `region` is not used after this.
     let _ = unsafe { sys::shmdt(dp) };

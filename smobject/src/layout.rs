@@ -30,11 +30,6 @@ pub trait SharedStruct:
     /// The struct's fields as C declares them (name, C type, array dimensions, offset, size),
     /// in order: what [`c_header`](crate::c_header()) writes a C header from.
     const C_FIELDS: &'static [crate::__private::CField];
-
-    /// [`Shared::read`](crate::Shared::read), generated for the concrete type so that the
-    /// snapshot is copied straight into the caller's value. Not public API.
-    #[doc(hidden)]
-    fn __read(shared: &crate::Shared<Self>) -> Self;
 }
 
 /// 64-bit FNV-1a over `bytes`, continuing from `hash`.

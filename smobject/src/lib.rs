@@ -56,6 +56,7 @@
 //! protocol count correctly beside it. `docs/FORMAT.md` documents the segments byte by byte.
 
 mod c_header;
+mod copy;
 mod error;
 mod fault;
 mod header;

@@ -149,6 +149,9 @@ pub struct RawObject {
     ident: Ident,
     created: bool,
     lock_timeout: Duration,
+    /// Set when a leaked write guard holds the lock inside the counter segment: `Drop` then
+    /// neither detaches nor frees it (see `Shared`'s `Drop`).
+    keep_counter: bool,
 }
 
 // SAFETY: the raw pointers are to shared mappings that live as long as the RawObject; the
@@ -385,6 +388,7 @@ impl RawObject {
             ident: p.ident,
             created,
             lock_timeout: opts.lock_timeout,
+            keep_counter: false,
         }
     }
 
@@ -451,10 +455,11 @@ impl RawObject {
             flags: u64::from(key.id()),
             type_name: Ident::encode_type_name(layout.type_name),
             path_hash: key.path_hash(),
+            lock_abi: header::lock_abi(),
         };
-        // SAFETY: we created the segment under the key lock; nobody else can have opened it
-        // through the protocol, and the state is not READY.
-        unsafe { header.write_ident(&ident) };
+        // Nobody else can have opened the segment through the protocol yet (we created it under
+        // the key lock and the state is not READY); the stores are atomic all the same.
+        header.write_ident(&ident);
         crate::fault::point("create:before-ready");
         // SAFETY: the mutex slot is inside our fresh mapping and nobody uses it yet.
         if let Err(e) = unsafe { sys::mutex_init(header.mutex()) } {
@@ -655,6 +660,12 @@ impl RawObject {
     pub(crate) fn header(&self) -> &HeaderPtr {
         &self.header
     }
+
+    /// Keeps the counter segment mapped (and the pair unfreed) when this handle drops: a leaked
+    /// write guard holds the lock that lives in it.
+    pub(crate) fn keep_counter_mapped(&mut self) {
+        self.keep_counter = true;
+    }
 }
 
 /// Attached segments and the validated header copy.
@@ -752,9 +763,14 @@ fn validate(
             .hint("another application uses this key, or the header was overwritten: pick another id or path"));
     }
     if ident.version != FORMAT_VERSION || ident.header_size as usize != HEADER_SIZE {
-        return Err(Error::new(ErrorKind::LayoutMismatch, format!("the object uses smobject format {} (header {} bytes); this build uses format {FORMAT_VERSION}", ident.version, ident.header_size))
+        return Err(Error::new(ErrorKind::LayoutMismatch, format!("the object uses smobject format version {} (header {} bytes); this build reads format version {FORMAT_VERSION} only", ident.version, ident.header_size))
             .with_key(key)
-            .hint("build every process against the same smobject version"));
+            .hint("build every process that shares the object against the same smobject release (or remove the old object once its processes stopped: `smobject rm`)"));
+    }
+    if ident.lock_abi != header::lock_abi() {
+        return Err(Error::new(ErrorKind::LayoutMismatch, format!("the object's writer lock is a {} mutex; this program's C library uses a {}: they cannot share it", header::describe_lock_abi(ident.lock_abi), header::describe_lock_abi(header::lock_abi())))
+            .with_key(key)
+            .hint("build every process that shares the object for the same C library and word size (e.g. all glibc x86-64)"));
     }
     let data_size = usize::try_from(ident.data_size).unwrap_or(usize::MAX);
     if data_size > d.info.size || c.info.size < HEADER_SIZE.saturating_add(data_size) {
@@ -808,6 +824,14 @@ impl Drop for RawObject {
     /// be had within the lock time-out, it detaches without freeing, leaving a stale pair that
     /// the next `create`/`open_or_create` (or `remove_stale`) reclaims.
     fn drop(&mut self) {
+        if self.keep_counter {
+            // A leaked write guard holds the lock inside the counter segment: that mapping
+            // stays until the process exits (the kernel then detaches it, and the pair is
+            // freed or reclaimed as after a crash). The data segment is detached as usual.
+            // SAFETY: `data` is our live attachment, unused after this (the handle is going).
+            let _ = unsafe { sys::shmdt(self.data) };
+            return;
+        }
         let lock = KeyLock::take(&self.lock_file, &self.key, self.lock_timeout).ok();
         // SAFETY: `data` is our live attachment; after this nothing dereferences it (the
         // handle is being dropped, and typed wrappers borrow from it).
@@ -920,6 +944,7 @@ mod tests {
             flags: u64::from(b'a'),
             type_name: Ident::encode_type_name("T"),
             path_hash: 0,
+            lock_abi: header::lock_abi(),
         }
     }
 

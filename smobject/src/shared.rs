@@ -5,6 +5,9 @@ use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
@@ -42,15 +45,63 @@ use crate::sync::{Region, WriteState};
 pub struct Shared<T: SharedStruct> {
     object: RawObject,
     region: Region,
+    /// The writer's private copy of the value, made when the lock is taken and published when
+    /// the guard drops: no `&mut T` into shared memory ever exists. Allocated on the first
+    /// write; only touched while this process holds the object's writer lock.
+    scratch: OnceLock<Scratch<T>>,
+    /// Whether a write guard of this handle is out: one that is leaked (`mem::forget`) keeps
+    /// the counter segment mapped for good (see `Drop`). Changed only by the holder of the
+    /// writer lock (set after taking it, cleared before releasing it), so plain atomic loads
+    /// and stores suffice: the lock orders them, and `Drop` reads it through `&mut self`.
+    guard_out: AtomicBool,
     _t: PhantomData<T>,
 }
 
-// SAFETY: every access to the shared bytes goes through the synchronisation protocol (copies
-// validated by the seqlock, writes under the process-shared mutex), which works from any
-// thread; T: Send because values move between threads through it.
+/// A heap buffer for one `T`, aligned for it and at least the object's length.
+struct Scratch<T> {
+    ptr: NonNull<T>,
+    layout: std::alloc::Layout,
+}
+
+impl<T> Scratch<T> {
+    /// Zeroed, so that every byte is initialised before the first copy fills it.
+    fn new(len: usize) -> Scratch<T> {
+        let layout = std::alloc::Layout::from_size_align(
+            len.max(size_of::<T>()).max(1),
+            align_of::<T>().max(8),
+        )
+        .expect("an attached object's size fits a Layout");
+        // SAFETY: the layout has a non-zero size.
+        let raw = unsafe { std::alloc::alloc_zeroed(layout) };
+        let Some(ptr) = NonNull::new(raw.cast::<T>()) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        Scratch { ptr, layout }
+    }
+}
+
+impl<T> Drop for Scratch<T> {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout, freed once. Nothing of T is dropped: the
+        // buffer holds a byte copy of the shared value, which nobody owns.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr().cast(), self.layout) };
+    }
+}
+
+// SAFETY: the scratch buffer is plain bytes owned by the handle; the handle's accesses to it are
+// serialised by the object's writer lock (see `Shared`'s Sync impl).
+unsafe impl<T: Send> Send for Scratch<T> {}
+// SAFETY: as above: `&Scratch` is only dereferenced by the thread holding the writer lock.
+unsafe impl<T: Send> Sync for Scratch<T> {}
+
+// SAFETY: every access to the shared bytes is atomic (the granule rule of `copy`), made only
+// through the synchronisation protocol, which works from any thread; the scratch buffer is
+// touched only under the process-shared mutex; T: Send because values move between threads
+// through the object.
 unsafe impl<T: SharedStruct> Send for Shared<T> {}
-// SAFETY: `&Shared<T>` allows reads (copies) and writes (under the mutex) from many threads at
-// once; the mutex serialises writers across threads as across processes.
+// SAFETY: `&Shared<T>` allows reads (atomic copies into the caller's memory) and writes from
+// many threads at once; the mutex serialises writers, and with them every use of the scratch
+// buffer, across threads as across processes (its lock and unlock synchronise).
 unsafe impl<T: SharedStruct> Sync for Shared<T> {}
 
 impl<T: SharedStruct> Shared<T> {
@@ -58,11 +109,13 @@ impl<T: SharedStruct> Shared<T> {
         let region = Region {
             header: *object.header(),
             data: object.as_ptr(),
-            len: std::mem::size_of::<T>(),
+            len: object.len(),
         };
         Shared {
             object,
             region,
+            scratch: OnceLock::new(),
+            guard_out: AtomicBool::new(false),
             _t: PhantomData,
         }
     }
@@ -191,48 +244,36 @@ impl<T: SharedStruct> Shared<T> {
 
     /// A consistent copy of the current value: one that a single write published completely.
     /// Never blocks for long: it copies optimistically, falls back to the writer lock after
-    /// bounded retries, and reads the last complete value while a write stalls.
+    /// bounded retries, and reads the last complete value while a publish stalls.
     ///
-    /// The common case copies the struct once, straight from the mapping into the returned
-    /// value, and costs what a plain by-value `ptr::read` of the mapping costs (see
-    /// `BENCHMARKS.md`). For a struct too big for the stack, use [`read_into`](Self::read_into).
+    /// The common case is one copy of the struct from the mapping (atomic loads that compile
+    /// to plain moves) and a re-check of one word; see `BENCHMARKS.md`. For a struct too big
+    /// for the stack, use [`read_into`](Self::read_into).
     #[must_use]
     #[inline]
     pub fn read(&self) -> T {
-        // The fast path is generated by `#[shared_memory]` for the concrete `T`
-        // (`SharedStruct::__read`): rustc builds a returned local in the caller's slot only
-        // when the local's type is known not to need dropping, which generic code cannot know.
-        T::__read(self)
-    }
-
-    /// Opens an optimistic read of one `T` (see `Region::read_begin`); `None` if no complete
-    /// value can be copied right now, or the backup is misaligned for `T`.
-    #[inline]
-    pub(crate) fn read_begin(&self) -> Option<ReadTicket<'_, T>> {
-        let inner = self.region.read_begin()?;
-        // The data segment is page-aligned and the backup HEADER_SIZE bytes past a page
-        // boundary, so only a `T` aligned to more than that can find the backup misaligned; for
-        // every other `T` this folds to nothing.
-        if align_of::<T>() > crate::header::HEADER_SIZE && !inner.src.cast::<T>().is_aligned() {
-            return None;
+        let mut out = MaybeUninit::<T>::uninit();
+        // SAFETY: `out` has room for one T, the size the region is read with (<= its length).
+        if !unsafe {
+            self.region
+                .try_read(out.as_mut_ptr().cast(), size_of::<T>())
+        } {
+            return self.read_slow();
         }
-        Some(ReadTicket {
-            shared: self,
-            inner,
-        })
+        // SAFETY: the validated copy wrote every byte of `out`, and T: FromBytes is valid for
+        // any bytes.
+        unsafe { out.assume_init() }
     }
 
     /// `read` after a failed optimistic attempt: retries, then the lock (see `Region`).
     #[cold]
     #[inline(never)]
-    pub(crate) fn read_slow(&self) -> T {
+    fn read_slow(&self) -> T {
         let mut out = MaybeUninit::<T>::uninit();
-        // SAFETY: `out` has room for one T, the region is size_of::<T>() bytes and live while
-        // `self` is, and T: FromBytes is valid for any bytes. Straight to the retry loop: the
-        // optimistic attempt `read` made just failed.
+        // SAFETY: `out` has room for one T; the region is live while `self` is.
         let done = unsafe {
             self.region
-                .read_until(&crate::sync::Typed(out.as_mut_ptr()), None)
+                .read_until(out.as_mut_ptr().cast(), size_of::<T>(), None)
         };
         debug_assert!(done, "a read without deadline only returns when done");
         // SAFETY: every byte of `out` was written by the copy, and T: FromBytes is valid for
@@ -252,8 +293,9 @@ impl<T: SharedStruct> Shared<T> {
         // SAFETY: `out` has room for one T; the region is live while `self` is.
         let done = unsafe {
             self.region.read_until(
-                &crate::sync::Typed(out.as_mut_ptr()),
-                Some(Instant::now() + timeout),
+                out.as_mut_ptr().cast(),
+                size_of::<T>(),
+                crate::sync::deadline_after(timeout),
             )
         };
         if !done {
@@ -265,19 +307,26 @@ impl<T: SharedStruct> Shared<T> {
         Ok(unsafe { out.assume_init() })
     }
 
-    /// [`read`](Self::read) into an existing value, which avoids a large `T` on the stack.
+    /// [`read`](Self::read) into an existing value: no `T` on the stack, and for a large
+    /// struct the copy runs at `memcpy` speed.
     pub fn read_into(&self, dst: &mut T) {
-        // SAFETY: `dst` is a valid, exclusive T; any bytes written are a valid T (FromBytes).
-        unsafe { self.region.read_as(std::ptr::from_mut(dst)) };
+        // SAFETY: `dst` is a valid, exclusive T of size_of::<T>() bytes; any bytes written are a
+        // valid T (FromBytes), and it is never dropped half-written (the copy cannot panic).
+        unsafe {
+            self.region
+                .read(std::ptr::from_mut(dst).cast(), size_of::<T>());
+        }
     }
 
-    /// Runs `f` on the shared value with the writer lock held, then publishes the result to
-    /// every reader at once. Returns what `f` returns. If `f` panics, the value is rolled back
-    /// and the panic continues.
+    /// Runs `f` on a private copy of the value with the writer lock held, then publishes the
+    /// result to every reader at once. Returns what `f` returns. If `f` panics, nothing is
+    /// published and the panic continues.
     ///
     /// # Panics
-    /// If this thread already holds a [`WriteGuard`] of this object (re-entrant write), or the
-    /// lock is broken at the OS level. Use [`lock`](Self::lock) to get these as errors.
+    /// If the lock cannot be taken: this thread already holds a [`WriteGuard`] of this object
+    /// (re-entrant write), the object is
+    /// [`Unrecoverable`](crate::ErrorKind::Unrecoverable), or the lock is broken at the OS
+    /// level. Use [`lock`](Self::lock) to get these as errors.
     pub fn write<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let mut guard = match self.lock() {
             Ok(g) => g,
@@ -289,15 +338,22 @@ impl<T: SharedStruct> Shared<T> {
         f(&mut guard)
     }
 
-    /// Takes the writer lock and returns a guard that dereferences to the shared value;
-    /// dropping the guard publishes the change. Blocks while another writer holds the lock.
+    /// Takes the writer lock and returns a guard that dereferences to a private copy of the
+    /// value; dropping the guard publishes the copy (one new version). Blocks while another
+    /// writer holds the lock.
     ///
-    /// If the previous holder died holding the lock, its half-done write is rolled back and
-    /// the guard reports it through [`WriteGuard::recovered`] (like poisoning in
-    /// `std::sync::Mutex`, but not sticky: the object is consistent again).
+    /// If the previous holder died holding the lock, the guard says so
+    /// ([`WriteGuard::owner_died`]); if it died publishing, its half-published write was rolled
+    /// back ([`WriteGuard::recovered`]). Either way the object is consistent again.
+    ///
+    /// Leaking the guard (`mem::forget`) leaks the lock, as with `std::sync::MutexGuard`: the
+    /// object cannot be written again, and this handle keeps its mapping of the lock for the
+    /// rest of the process's life (counted, and shown by `smobject ls` as `held`).
     ///
     /// # Errors
-    /// [`Os`](crate::ErrorKind::Os) with `EDEADLK` if this thread already holds a guard.
+    /// [`Os`](crate::ErrorKind::Os) with `EDEADLK` if this thread already holds a guard;
+    /// [`Unrecoverable`](crate::ErrorKind::Unrecoverable) if a dead writer left no complete
+    /// value to restore.
     pub fn lock(&self) -> Result<WriteGuard<'_, T>> {
         self.lock_until(None)
     }
@@ -308,19 +364,29 @@ impl<T: SharedStruct> Shared<T> {
     /// # Errors
     /// As [`lock`](Self::lock), and the time-out.
     pub fn lock_timeout(&self, timeout: Duration) -> Result<WriteGuard<'_, T>> {
-        self.lock_until(Some(Instant::now() + timeout))
+        self.lock_until(crate::sync::deadline_after(timeout))
     }
 
     fn lock_until(&self, deadline: Option<Instant>) -> Result<WriteGuard<'_, T>> {
-        let state = self
-            .region
-            .begin_write(deadline)
-            .map_err(|e| e.with_key(self.key()))?;
-        Ok(WriteGuard {
-            shared: self,
-            state,
-            _not_send: PhantomData,
-        })
+        let scratch = self
+            .scratch
+            .get_or_init(|| Scratch::new(self.region.len))
+            .ptr;
+        // SAFETY: the scratch buffer has room for the object's `len` bytes and is private to
+        // this handle; only the holder of the writer lock touches it, which we are about to be.
+        match unsafe { self.region.begin_write(scratch.as_ptr().cast(), deadline) } {
+            Ok(state) => {
+                // Relaxed: we hold the lock (see the field). The handle cannot be dropped
+                // before this store: it is borrowed until the guard is gone.
+                self.guard_out.store(true, Ordering::Relaxed);
+                Ok(WriteGuard {
+                    shared: self,
+                    scratch,
+                    state,
+                })
+            }
+            Err(e) => Err(e.with_key(self.key())),
+        }
     }
 
     /// Blocks until the version is greater than `seen` (a value from
@@ -335,10 +401,24 @@ impl<T: SharedStruct> Shared<T> {
             .map_err(|e| e.with_key(self.key()))
     }
 
-    /// How many times a writer that died holding the lock had its write rolled back.
+    /// How many times a writer that died publishing had its half-published write rolled back.
     #[must_use]
     pub fn recoveries(&self) -> u64 {
         self.region.recoveries()
+    }
+}
+
+impl<T: SharedStruct> Drop for Shared<T> {
+    /// Detaches (the last process out frees the pair). If a [`WriteGuard`] of this handle was
+    /// leaked, the lock it holds stays locked and its mapping stays mapped until the process
+    /// exits: glibc keeps a held robust mutex in the thread's robust list *inside* the mutex,
+    /// and the thread's next robust lock would write through it into whatever was mapped there
+    /// next. Same rule as std's `MutexGuard`: a leaked guard leaks what it guards.
+    fn drop(&mut self) {
+        if *self.guard_out.get_mut() {
+            self.region.note_leaked();
+            self.object.keep_counter_mapped();
+        }
     }
 }
 
@@ -352,77 +432,72 @@ impl<T: SharedStruct> fmt::Debug for Shared<T> {
     }
 }
 
-/// An optimistic read of a [`Shared<T>`] in progress: where the last complete value is, and
-/// the sequence number that proves a copy of it consistent. Not public API: the code
-/// `#[shared_memory]` generates for `read` uses it through `smobject::__private`.
-#[doc(hidden)]
-pub struct ReadTicket<'a, T: SharedStruct> {
-    shared: &'a Shared<T>,
-    /// Its `src` is valid for one `T` while `shared` is borrowed, and aligned for it.
-    inner: crate::sync::ReadTicket,
-}
-
-impl<T: SharedStruct> ReadTicket<'_, T> {
-    /// Copies the value. It is a consistent snapshot only if [`end`](Self::end) then returns
-    /// true; otherwise it is some valid `T` (any bytes are) to be discarded.
-    #[inline]
-    pub(crate) fn copy(&self) -> T {
-        // SAFETY: `src` is valid for one T and aligned (checked by `Shared::read_begin`; the
-        // mapping lives as long as the borrowed `Shared`), and T: FromBytes is valid for any
-        // bytes. The copy may race with a writer: that is the seqlock's optimistic read,
-        // whose result `end` validates (see `sync.rs`).
-        unsafe { self.inner.src.cast::<T>().read() }
-    }
-
-    /// Closes the read: true if no write overlapped the copies made since it began.
-    #[inline]
-    pub(crate) fn end(self) -> bool {
-        self.shared.region.read_end(self.inner)
-    }
-}
-
-/// Exclusive write access to a [`Shared<T>`]; dereferences to the shared value. Dropping it
-/// publishes the change to all readers (or rolls it back if the thread is panicking).
+/// Exclusive write access to a [`Shared<T>`]: dereferences to a private copy of the value,
+/// taken when the lock was; dropping it publishes the copy to all readers at once (or, if a
+/// panic started while it was held, publishes nothing).
 ///
 /// Not `Send`: the process-shared mutex must be unlocked by the thread that locked it.
 pub struct WriteGuard<'a, T: SharedStruct> {
     shared: &'a Shared<T>,
+    /// The handle's scratch buffer, ours while the lock is held.
+    scratch: NonNull<T>,
     state: WriteState,
-    _not_send: PhantomData<*mut ()>,
 }
 
 impl<T: SharedStruct> WriteGuard<'_, T> {
-    /// Whether the previous holder died holding the lock, in which case its half-done write
-    /// was rolled back before this guard was handed out.
+    /// Whether the previous holder died publishing, in which case its half-published write
+    /// was rolled back before this guard was handed out. A rollback publishes the restored
+    /// value as a new version (`version()` advances by one), so that readers and waiters that
+    /// saw the half-published state move on.
     #[must_use]
     pub fn recovered(&self) -> bool {
-        self.state.recovered
+        self.state.rolled_back()
+    }
+
+    /// Whether the previous holder died holding the lock (whatever it was doing: a write it
+    /// had not published yet is lost, one it was publishing is rolled back).
+    #[must_use]
+    pub fn owner_died(&self) -> bool {
+        self.state.owner_died()
     }
 }
 
 impl<T: SharedStruct> Deref for WriteGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: we hold the writer lock, so no one else writes the value; the pointer is to
-        // size_of::<T>() bytes of the live data segment, page-aligned (so aligned for T), and
-        // any bytes are a valid T (FromBytes). Readers in other processes only copy it.
-        unsafe { &*self.shared.region.data.cast::<T>() }
+        // SAFETY: the scratch buffer is private process memory, aligned for T, holding a full
+        // copy of the value (every byte initialised: zeroed at allocation, then copied), and
+        // any bytes are a valid T (FromBytes). Only the holder of the writer lock uses it, and
+        // this guard holds the lock for as long as the reference lives (it borrows the guard).
+        unsafe { self.scratch.as_ref() }
     }
 }
 
 impl<T: SharedStruct> DerefMut for WriteGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as in `deref`; the lock makes this the only writer, and `&mut self` makes
-        // this reference unique within the process.
-        unsafe { &mut *self.shared.region.data.cast::<T>() }
+        // SAFETY: as in `deref`; `&mut self` makes the reference unique within the process, and
+        // the lock excludes every other user of the buffer.
+        unsafe { self.scratch.as_mut() }
     }
 }
 
 impl<T: SharedStruct> Drop for WriteGuard<'_, T> {
     fn drop(&mut self) {
-        self.shared
-            .region
-            .end_write(&self.state, std::thread::panicking());
+        // A panic that started while the lock was held abandons the write; one that was
+        // already under way when the lock was taken (a write made in a `Drop` during unwinding)
+        // does not.
+        if !std::thread::panicking() || self.state.panicking {
+            // SAFETY: the scratch buffer holds the object's `len` initialised bytes (copied in
+            // `begin_write`, then changed through this guard), and `state` is this write's.
+            unsafe {
+                self.shared
+                    .region
+                    .publish(&self.state, self.scratch.as_ptr().cast());
+            }
+        }
+        // Relaxed: we still hold the lock (see the field).
+        self.shared.guard_out.store(false, Ordering::Relaxed);
+        // `state` drops after this, unlocking.
     }
 }
 

@@ -1,34 +1,50 @@
 //! The synchronisation protocol over an object's bytes: a seqlock for lock-free consistent
 //! snapshots, a robust process-shared mutex for exclusive writes that survive a writer's death,
-//! an undo copy (the *backup*) to roll back a half-done write, and a futex word for blocking
-//! waits. Untyped: [`Shared`](crate::Shared) puts types on top.
+//! an undo copy (the *backup*) to roll back a half-published write, and a futex on `seq` for
+//! blocking waits. Untyped: [`Shared`](crate::Shared) puts types on top.
+//!
+//! # Memory model
+//! No access to the data or the backup is a data race: every one is atomic and follows the
+//! granule rule of [`copy`](crate::copy) (so racing accesses never partially overlap), readers
+//! only load, and the writer changes a *private* copy and publishes it with atomic stores. No
+//! `&T` or `&mut T` into the mapping ever exists. The seqlock's fences make a validated copy a
+//! snapshot; an invalid copy is discarded and was a valid byte pattern all along.
 //!
 //! # Protocol (also in `docs/FORMAT.md`, for C programs)
-//! Writer, holding the mutex (`seq` is even, `s`):
-//! 1. copy data to the backup, store `backup_seq = s` (Release);
-//! 2. store `seq = s + 1` (odd: write in progress), Release fence;
-//! 3. modify the data in place (offset 0 of the data segment, as the original class);
-//! 4. store `seq = s + 2` (Release), `version` = s/2 + 1 (SeqCst), wake the futex if `waiters` is not 0
-//!    (a SeqCst load: the Dekker pair with the waiter's increment), unlock.
+//! Writer (`lock`/`write`), `seq` even (`s`):
+//! 1. take the mutex; if `EOWNERDEAD`, [recover](Region::recover) first;
+//! 2. Release fence; copy the data to the private buffer and from it to the backup; store
+//!    `backup_seq = s` (Release);
+//! 3. the caller changes the private buffer (no shared byte changes: a panic or a death here
+//!    loses nothing and needs no rollback);
+//! 4. publish: store `seq = s + 1` (Release), Release fence, store the private buffer to the
+//!    data, store `seq = s + 2` (SeqCst); wake sleepers (see `wait_for_update`); unlock.
 //!
-//! Reader, optimistic: load `seq` (Acquire); if even copy the data, else if
-//! `backup_seq == seq - 1` copy the backup (the last complete value while the write is in
-//! progress); Acquire fence; the copy is good if `seq` is unchanged. After bounded retries the
-//! reader takes the mutex (with a short time-out, retrying optimistically in between) and copies
-//! under it; `read_req`/`read_ack` make a back-to-back writer let it in.
+//! Reader: load `seq` (Acquire); if even copy the data, else if `backup_seq == seq - 1` copy the
+//! backup (the last complete value while a publish is in progress); Acquire fence; the copy is
+//! good if `seq` is unchanged. After bounded retries the reader takes the mutex (with a short
+//! time-out, retrying optimistically in between) and copies under it; `read_req`/`read_ack`
+//! make a back-to-back writer let it in.
 //!
-//! A writer that dies holding the mutex hands the next locker `EOWNERDEAD`: if `seq` is odd
-//! the data is half-written and the backup (taken at `seq - 1`) is copied back; `seq` is made
-//! even, the mutex marked consistent, `recoveries` incremented.
+//! Why the fences suffice (the classic seqlock argument, crossbeam's `SeqLock`):
+//! - a reader's copy that loaded any byte of a publish in step 4 has, through the writer's
+//!   Release fence after `seq = s + 1` and its own Acquire fence, `seq = s + 1` happen before
+//!   its re-check, which then sees `seq != s`;
+//! - a backup-path reader (it saw `s + 1` and `backup_seq = s`) whose copy loaded a byte that
+//!   the *next* write stored to the backup in step 2 has, through that writer's Release fence
+//!   (after its mutex acquisition, which follows `seq = s + 2`), `seq = s + 2` happen before
+//!   its re-check, which then sees `seq != s + 1`;
+//! - a reader whose copy loaded only bytes stored before `seq = s` or `backup_seq = s`
+//!   (Release) and then saw them through `seq` (Acquire) sees complete values.
 //!
-//! The optimistic copies race with the writer by design (the seqlock pattern): they are byte
-//! copies into a private buffer whose result is discarded unless `seq` proves no write
-//! overlapped, and the types copied are valid for every byte pattern. This is the standard
-//! seqlock argument (as in crossbeam's `AtomicCell`): sound in practice, not in the letter of
-//! Rust's memory model, which has no notion of a discarded racy read.
+//! A writer that dies holding the mutex hands the next locker `EOWNERDEAD`: if `seq` is odd it
+//! died publishing, the data is half-written and the backup (taken at `seq - 1`) is copied
+//! back; `seq` is made even, the mutex marked consistent, `recoveries` incremented. If `seq`
+//! is odd but `backup_seq` is not `seq - 1`, no complete value exists (something outside the
+//! protocol wrote the header): the lock is left unrecoverable and the error says how to repair.
 
 use std::sync::atomic::{fence, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::header::{HeaderPtr, SyncWords};
@@ -43,11 +59,19 @@ const READ_LOCK_SLICE: Duration = Duration::from_millis(2);
 /// How long a writer lets a waiting fallback reader take the lock before going on.
 const READER_GRACE: Duration = Duration::from_millis(5);
 
+/// `now + timeout`, or `None` (no deadline) when that is not representable: a timeout of
+/// `Duration::MAX` means "wait forever", never a panic.
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
 /// Bytes of an attached object: data pointer and length plus its header.
 #[derive(Clone, Copy)]
 pub(crate) struct Region {
     pub(crate) header: HeaderPtr,
+    /// The data segment: page-aligned, `len` bytes, only accessed through `copy`.
     pub(crate) data: *mut u8,
+    /// The object's length, which fixes its granules (see `copy`).
     pub(crate) len: usize,
 }
 
@@ -56,37 +80,26 @@ impl Region {
         self.header.sync()
     }
 
-    /// The number of completed writes.
+    /// The number of completed writes: `seq / 2`.
     #[inline]
     pub(crate) fn version(&self) -> u64 {
-        // Acquire: pairs with the writer's SeqCst store in `publish_version`, which follows
-        // its Release store of the even `seq`: a reader that sees version v also sees a `seq`
-        // of at least 2v, so its next `read` returns that version or a newer one.
-        self.sync().version.load(Ordering::Acquire)
+        // Acquire: pairs with the writer's SeqCst (so also Release) store of the even `seq`, so
+        // a `read` after seeing version v returns that version or a newer one.
+        self.sync().seq.load(Ordering::Acquire) / 2
     }
 
-    /// Copies a consistent snapshot into `dst` as one `T`, with the size known at compile
-    /// time (no `memcpy` call, no second copy).
+    /// Copies a consistent snapshot of the first `n` bytes into `dst`.
     ///
     /// # Safety
-    /// `dst` must be valid for one `T` of writes, `len` must be `size_of::<T>()`, and every
-    /// byte pattern must be a valid `T`; the region's pointers must be live.
+    /// `dst` must be valid for `n` bytes of writes, `n <= len`, and the region's pointers live.
     #[inline]
-    pub(crate) unsafe fn read_as<T>(&self, dst: *mut T) {
-        debug_assert_eq!(self.len, std::mem::size_of::<T>());
+    pub(crate) unsafe fn read(&self, dst: *mut u8, n: usize) {
         // SAFETY: forwarded from the caller.
-        unsafe { self.read_with(&Typed(dst)) };
-    }
-
-    #[inline]
-    unsafe fn read_with(&self, into: &impl Sink) {
-        // Fast path, inlined into `Shared::read`: one optimistic copy, the common case.
-        // SAFETY: forwarded from the caller.
-        if unsafe { self.try_read_with(into) } {
+        if unsafe { self.try_read(dst, n) } {
             return;
         }
         // SAFETY: forwarded from the caller.
-        let done = unsafe { self.read_until(into, None) };
+        let done = unsafe { self.read_until(dst, n, None) };
         debug_assert!(done, "a read without deadline only returns when done");
     }
 
@@ -94,9 +107,15 @@ impl Region {
     /// taken by then (a writer holding the lock that long, or a corrupted header).
     ///
     /// # Safety
-    /// As for [`read`](Self::read), for the sink's destination.
+    /// As for [`read`](Self::read).
+    #[cold]
     #[inline(never)]
-    pub(crate) unsafe fn read_until(&self, into: &impl Sink, deadline: Option<Instant>) -> bool {
+    pub(crate) unsafe fn read_until(
+        &self,
+        dst: *mut u8,
+        n: usize,
+        deadline: Option<Instant>,
+    ) -> bool {
         let spins = if self.len >= LARGE {
             SPINS_LARGE
         } else {
@@ -105,14 +124,17 @@ impl Region {
         loop {
             for _ in 0..spins {
                 // SAFETY: forwarded from the caller.
-                if unsafe { self.try_read_with(into) } {
+                if unsafe { self.try_read(dst, n) } {
                     return true;
                 }
                 std::hint::spin_loop();
             }
             // SAFETY: forwarded from the caller.
-            if unsafe { self.locked_read(into) } {
-                return true;
+            match unsafe { self.locked_read(dst, n) } {
+                Ok(true) => return true,
+                Ok(false) => {}
+                // The lock is unusable (unrecoverable): do not spin hot on it.
+                Err(()) => std::thread::sleep(READ_LOCK_SLICE),
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return false;
@@ -120,266 +142,247 @@ impl Region {
         }
     }
 
-    /// One optimistic attempt into `dst` (`len` bytes); true if it holds a consistent snapshot.
+    /// One optimistic attempt; true if `dst` now holds a consistent snapshot of `n` bytes.
     ///
     /// # Safety
     /// As for [`read`](Self::read).
-    pub(crate) unsafe fn try_read(&self, dst: *mut u8) -> bool {
-        // SAFETY: forwarded from the caller.
-        unsafe { self.try_read_with(&Bytes { dst, len: self.len }) }
-    }
-
-    /// One optimistic attempt; true if the sink now holds a consistent snapshot.
-    ///
-    /// # Safety
-    /// As for [`read`](Self::read), for the sink's destination.
     #[inline]
-    unsafe fn try_read_with(&self, into: &impl Sink) -> bool {
-        let Some(ticket) = self.read_begin() else {
-            return false;
-        };
-        // SAFETY: `ticket.src` is valid for `len` bytes (segment sizes checked on attach), the
-        // sink's destination too (the caller's contract), and they do not overlap (private
-        // buffer vs mapping). The copy may race with a writer; it is discarded unless
-        // `read_end` proves no write overlapped it.
-        unsafe { into.fill_from(ticket.src) };
-        self.read_end(ticket)
-    }
-
-    /// Opens one optimistic read: where the last complete value is (the data, or the backup
-    /// while a write is in progress) and the `seq` that [`read_end`](Self::read_end) checks.
-    /// `None` if no complete value can be copied right now.
-    ///
-    /// The caller copies `len` bytes from `src`, then calls `read_end`; the copy is a snapshot
-    /// only if that returns true. Split in two so that [`Shared::read`](crate::Shared::read)
-    /// can copy straight into its return value.
-    #[inline]
-    pub(crate) fn read_begin(&self) -> Option<ReadTicket> {
+    pub(crate) unsafe fn try_read(&self, dst: *mut u8, n: usize) -> bool {
         let s = self.sync();
-        // Acquire: pairs with the writer's Release stores of `seq`.
+        // Ask for the data's first line now, so that its miss overlaps the one on `seq`
+        // instead of following it (a reader that waited for a new version misses on both).
+        prefetch(self.data);
+        // Acquire: pairs with the writer's Release/SeqCst stores of `seq`.
         let seq = s.seq.load(Ordering::Acquire);
         let src = if seq % 2 == 0 {
             self.data
         } else if s.backup_seq.load(Ordering::Acquire) == seq.wrapping_sub(1) {
-            // A write is in progress; the backup holds the version before it, complete.
+            // A publish is in progress; the backup holds the version before it, complete.
             self.header.backup()
         } else {
-            return None;
+            return false;
         };
-        Some(ReadTicket { src, seq })
-    }
-
-    /// Closes an optimistic read: true if no write overlapped the copy made since
-    /// [`read_begin`](Self::read_begin) returned `ticket`.
-    #[inline]
-    pub(crate) fn read_end(&self, ticket: ReadTicket) -> bool {
-        // Acquire fence: orders the copy before the re-check of `seq` (pairs with the writer's
-        // Release fence after it makes `seq` odd).
+        // SAFETY: `src` is the data segment or the backup, each `len` bytes, page- or
+        // HEADER_SIZE-aligned, live while the region is, and only accessed by the granule rule
+        // for `len`; `dst` is valid for `n <= len` bytes and private (the caller's contract).
+        // The loads are atomic: a concurrent writer makes the copy stale, never a data race.
+        unsafe { crate::copy::load(src, dst, n, self.len) };
+        // Acquire fence: the copy's loads happen before the re-check (see the module docs).
         fence(Ordering::Acquire);
-        self.sync().seq.load(Ordering::Relaxed) == ticket.seq
+        s.seq.load(Ordering::Relaxed) == seq
     }
 
-    /// Copies under the writer lock, waiting at most one slice. False if the slice passed.
+    /// Copies under the writer lock, waiting at most one slice. `Ok(false)` if the slice passed
+    /// (or this thread holds the lock), `Err` if the lock is unusable.
     ///
     /// # Safety
-    /// As for [`read`](Self::read), for the sink's destination.
-    unsafe fn locked_read(&self, into: &impl Sink) -> bool {
+    /// As for [`read`](Self::read).
+    unsafe fn locked_read(&self, dst: *mut u8, n: usize) -> std::result::Result<bool, ()> {
         let s = self.sync();
         s.read_req.fetch_add(1, Ordering::AcqRel);
-        let deadline = SystemTime::now() + READ_LOCK_SLICE;
-        // SAFETY: the mutex lives in the mapped header.
-        if let Ok(Some(how)) = unsafe { sys::mutex_lock(self.header.mutex(), Some(deadline)) } {
-            if how == Locked::OwnerDied {
-                self.recover();
+        // Release on every exit: the writer's grace loop acquires it.
+        let ack = || s.read_ack.fetch_add(1, Ordering::Release);
+        let held = match self.lock(Some(Instant::now() + READ_LOCK_SLICE)) {
+            Ok(Some(held)) => held,
+            Ok(None) => {
+                ack();
+                return Ok(false);
             }
-            // Release: the writer's grace loop acquires it.
-            s.read_ack.fetch_add(1, Ordering::Release);
-            // SAFETY: we hold the writer lock, so `seq` is even and nobody writes the
-            // data; the sink's destination is valid (the caller's contract).
-            unsafe { into.fill_from(self.data) };
-            // SAFETY: we hold the mutex.
-            unsafe { sys::mutex_unlock(self.header.mutex()) };
-            return true;
-        }
-        // Timed out, or the lock is unusable (EDEADLK: this thread holds a write guard): go
-        // back to optimistic reads, which succeed while a write stalls.
-        s.read_ack.fetch_add(1, Ordering::Release);
-        false
+            Err(e) => {
+                ack();
+                // EDEADLK: this thread holds a write guard; optimistic reads succeed meanwhile.
+                return if e.errno() == Some(libc::EDEADLK) {
+                    Ok(false)
+                } else {
+                    Err(())
+                };
+            }
+        };
+        ack();
+        // SAFETY: we hold the writer lock, so `seq` is even (recovery ran if needed) and
+        // nobody stores to the data; the loads are atomic all the same (granule rule), and
+        // `dst` is valid for `n` bytes (the caller's contract).
+        unsafe { crate::copy::load(self.data, dst, n, self.len) };
+        drop(held);
+        Ok(true)
     }
 
-    /// Rolls back a dead writer's half-done write. Called holding the mutex after
-    /// `EOWNERDEAD`; marks the mutex consistent.
-    fn recover(&self) {
-        let s = self.sync();
-        let seq = s.seq.load(Ordering::Relaxed);
-        if seq % 2 == 1 {
-            if s.backup_seq.load(Ordering::Relaxed) == seq - 1 {
-                // SAFETY: we hold the lock; backup and data are `len` bytes each and do not
-                // overlap (different segments).
-                unsafe { std::ptr::copy_nonoverlapping(self.header.backup(), self.data, self.len) };
-            }
-            crate::fault::point("recover:restored");
-            // Release: pairs with readers' Acquire loads; the restored bytes are published.
-            s.seq.store(seq + 1, Ordering::Release);
-            self.publish_version(seq + 1);
-        } else if s.version.load(Ordering::Relaxed) != seq / 2 {
-            // The dead writer published its data but not the version, and woke nobody.
-            self.publish_version(seq);
-        }
-        s.recoveries.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: we hold the mutex, obtained with EOWNERDEAD, and repaired what it protects.
-        unsafe { sys::mutex_consistent(self.header.mutex()) };
-    }
-
-    fn publish_version(&self, seq: u64) {
-        let s = self.sync();
-        // SeqCst store then SeqCst load: the Dekker pair with `wait_for_update`'s increment of
-        // `waiters` and load of `version`; one side always sees the other.
-        s.version.store(seq / 2, Ordering::SeqCst);
-        if s.waiters.load(Ordering::SeqCst) != 0 {
-            // SAFETY: the futex word (low half of `version`) is a live, aligned u32 in the shared header.
-            let woken = unsafe { sys::futex_wake_all(s.futex_word()) };
-            self.note_wake(woken);
-        }
-    }
-
-    /// Counts wakes that found nobody asleep; after 8 in a row, forgets the waiters that died
-    /// (a waiter killed asleep never decrements `waiters`, and every write would pay a futex
-    /// wake for it). A live waiter is never forgotten: only slots whose pid no longer exists
-    /// are cleared, and a dead process can neither be asleep nor about to sleep.
-    fn note_wake(&self, woken: usize) {
-        let w = self.header.waiters();
-        // Relaxed: a heuristic trigger; the repair itself re-reads everything it relies on.
-        if woken != 0 {
-            w.idle_wakes.store(0, Ordering::Relaxed);
-            return;
-        }
-        if w.idle_wakes.fetch_add(1, Ordering::Relaxed) + 1 < 8 {
-            return;
-        }
-        w.idle_wakes.store(0, Ordering::Relaxed);
-        let mask = w.mask.load(Ordering::Acquire);
-        for (i, slot) in w.pids.iter().enumerate() {
-            let pid = slot.load(Ordering::Acquire);
-            if mask & (1 << i) == 0 || pid == 0 || sys::process_exists(pid) {
-                continue;
-            }
-            // The CAS makes one repairer win per dead slot.
-            if slot
-                .compare_exchange(pid, 0, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                // Release the slot, then the waiter it counted (never below zero).
-                w.mask.fetch_and(!(1 << i), Ordering::AcqRel);
-                let _ = self
-                    .sync()
-                    .waiters
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
-            }
-        }
-    }
-
-    /// Takes a waiter slot for this process, if one is free.
-    fn claim_waiter_slot(&self) -> Option<usize> {
-        let w = self.header.waiters();
-        let all = u32::MAX >> (32 - crate::header::WAITER_SLOTS);
-        let mut mask = w.mask.load(Ordering::Acquire);
-        loop {
-            let free = !mask & all;
-            if free == 0 {
-                return None;
-            }
-            let i = free.trailing_zeros() as usize;
-            match w.mask.compare_exchange_weak(
-                mask,
-                mask | (1 << i),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    w.pids[i].store(sys::cached_pid(), Ordering::Release);
-                    return Some(i);
-                }
-                Err(m) => mask = m,
-            }
-        }
-    }
-
-    fn release_waiter_slot(&self, slot: Option<usize>) {
-        if let Some(i) = slot {
-            let w = self.header.waiters();
-            // A repairer only takes the slots of dead processes, so it is still ours: clear the
-            // pid, then the bit (Release: the slot is free only once the pid is gone).
-            if w.pids[i].swap(0, Ordering::AcqRel) != 0 {
-                w.mask.fetch_and(!(1 << i), Ordering::AcqRel);
-            }
-        }
-    }
-
-    /// Takes the writer lock and opens a write: backup taken, `seq` odd.
-    pub(crate) fn begin_write(&self, deadline: Option<Instant>) -> Result<WriteState> {
-        let s = self.sync();
-        self.let_readers_in();
+    /// Takes the writer lock (recovering from a dead holder) until `deadline`. `Ok(None)` on
+    /// time-out.
+    fn lock(&self, deadline: Option<Instant>) -> Result<Option<Held>> {
         let m = self.header.mutex();
         let locked = loop {
-            let wall =
-                deadline.map(|d| SystemTime::now() + d.saturating_duration_since(Instant::now()));
-            // SAFETY: the mutex lives in the mapped header.
-            match unsafe { sys::mutex_lock(m, wall) } {
+            // SAFETY: the mutex lives in the mapped header, initialised by the creator.
+            match unsafe { sys::mutex_lock(m, deadline) } {
                 Ok(Some(l)) => break l,
-                Ok(None) => {
-                    return Err(Error::new(ErrorKind::Timeout, "the writer lock was not free in time")
-                        .hint("another process holds a write guard; see `smobject inspect` for the last writer's pid"))
-                }
+                Ok(None) => return Ok(None),
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EDEADLK) => {
                     return Err(Error::os("locking the writer lock", &e)
-                        .hint("this thread already holds a write guard of this object: drop it before writing again"))
+                        .hint("this thread already holds a write guard of this object: drop it before writing again"));
                 }
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOTRECOVERABLE) => {
+                    return Err(unrecoverable("the writer lock is unrecoverable (ENOTRECOVERABLE): a writer died and its write could not be rolled back").with_errno(Some(libc::ENOTRECOVERABLE)));
+                }
                 Err(e) => return Err(Error::os("locking the writer lock", &e)),
             }
         };
+        // The guard exists from the instant the lock is held: whatever happens next (a panic,
+        // an error), the lock is released by a live thread.
+        let mut held = Held {
+            mutex: m,
+            owner_died: locked == Locked::OwnerDied,
+            rolled_back: false,
+        };
         crate::fault::point("write:locked");
-        let recovered = locked == Locked::OwnerDied;
-        if recovered {
-            self.recover();
+        if held.owner_died {
+            held.rolled_back = self.recover()?;
+            // SAFETY: we hold the mutex, obtained with EOWNERDEAD, and repaired what it guards.
+            unsafe { sys::mutex_consistent(m) };
         }
-        // Stored only when it changes: readers spinning on `seq` share this cache line, and
-        // every store to it while they do costs a cross-core transfer.
+        Ok(Some(held))
+    }
+
+    /// Repairs what a writer that died holding the lock left, holding the lock. True if a
+    /// half-published write was rolled back. An error leaves the mutex inconsistent, so that
+    /// unlocking makes it unrecoverable for everyone.
+    fn recover(&self) -> Result<bool> {
+        let s = self.sync();
+        let seq = s.seq.load(Ordering::Relaxed);
+        let rolled_back = if seq % 2 == 1 {
+            if s.backup_seq.load(Ordering::Relaxed) != seq.wrapping_sub(1) {
+                return Err(unrecoverable(format!(
+                    "a writer died publishing (seq {seq} is odd) and the backup holds seq {}, not {}: no complete value is left to restore",
+                    s.backup_seq.load(Ordering::Relaxed),
+                    seq.wrapping_sub(1)
+                )));
+            }
+            // Release fence: as before a publish, so a data-path reader whose copy sees a
+            // restored byte also sees the odd `seq` the dead writer stored.
+            fence(Ordering::Release);
+            // SAFETY: backup and data are `len` bytes each, in different segments, 8-aligned,
+            // live, and only accessed by the granule rule for `len`; we hold the lock.
+            unsafe { crate::copy::transfer(self.header.backup(), self.data, self.len) };
+            crate::fault::point("recover:restored");
+            s.seq.store(seq.wrapping_add(1), Ordering::SeqCst);
+            s.recoveries.fetch_add(1, Ordering::Relaxed);
+            true
+        } else {
+            false
+        };
+        // The dead writer may have published without waking its sleepers.
+        self.wake_sleepers(s.seq.load(Ordering::Relaxed));
+        Ok(rolled_back)
+    }
+
+    /// Takes the writer lock and copies the current value to the private buffer `scratch`
+    /// (and, from it, to the backup).
+    ///
+    /// # Safety
+    /// `scratch` must be valid for `len` bytes of writes and private to this lock holder.
+    pub(crate) unsafe fn begin_write(
+        &self,
+        scratch: *mut u8,
+        deadline: Option<Instant>,
+    ) -> Result<WriteState> {
+        let s = self.sync();
+        self.let_readers_in();
+        let Some(held) = self.lock(deadline)? else {
+            return Err(Error::new(ErrorKind::Timeout, "the writer lock was not free in time")
+                .hint("another process holds a write guard; see `smobject inspect` for the last writer's pid"));
+        };
+        // Stored only when it changes: it shares a line the writer reads on every write.
         let pid = sys::cached_pid();
         if s.last_writer.load(Ordering::Relaxed) != pid {
             s.last_writer.store(pid, Ordering::Relaxed);
         }
         let seq = s.seq.load(Ordering::Relaxed);
-        // SAFETY: we hold the lock, so nobody else writes either buffer; both are `len` bytes
-        // in different segments.
-        unsafe { std::ptr::copy_nonoverlapping(self.data, self.header.backup(), self.len) };
-        // Release: the backup bytes are visible to a reader that sees this value.
+        // SAFETY: the data is `len` bytes, 8-aligned, live, and only accessed by the granule
+        // rule; `scratch` is a private buffer of `len` bytes (the caller's contract).
+        unsafe { crate::copy::load(self.data, scratch, self.len, self.len) };
+        // Release fence before the backup is overwritten: a reader still copying the backup of
+        // the previous write must see a newer `seq` at its re-check (module docs).
+        fence(Ordering::Release);
+        // SAFETY: the backup is `len` bytes, 8-aligned, live, only accessed by the granule
+        // rule; `scratch` holds `len` initialised bytes.
+        unsafe { crate::copy::store(scratch, self.header.backup(), self.len) };
+        // Release: a reader that sees this value also sees the backup bytes.
         s.backup_seq.store(seq, Ordering::Release);
         crate::fault::point("write:after-backup");
-        // Release: a reader that sees `seq` odd also sees the backup and `backup_seq`.
-        s.seq.store(seq + 1, Ordering::Release);
-        // Release fence: the data writes that follow are ordered after the odd `seq`, for
-        // readers that observe them (they re-check `seq` after an Acquire fence).
-        fence(Ordering::Release);
-        crate::fault::point("write:odd");
-        Ok(WriteState { seq, recovered })
+        Ok(WriteState {
+            held,
+            seq,
+            panicking: std::thread::panicking(),
+        })
     }
 
-    /// Ends a write opened by [`begin_write`](Self::begin_write): publishes, or rolls back to
-    /// the backup when `abort`, then unlocks.
-    pub(crate) fn end_write(&self, st: &WriteState, abort: bool) {
+    /// Publishes the private buffer as the new value (one new version), then wakes sleepers.
+    ///
+    /// # Safety
+    /// `scratch` must hold `len` initialised bytes; `st` must come from
+    /// [`begin_write`](Self::begin_write) on this region.
+    pub(crate) unsafe fn publish(&self, st: &WriteState, scratch: *const u8) {
         let s = self.sync();
-        if abort {
-            // SAFETY: we hold the lock; the backup holds the value before this write.
-            unsafe { std::ptr::copy_nonoverlapping(self.header.backup(), self.data, self.len) };
-        }
-        // Release: pairs with readers' Acquire loads; publishes the data writes.
-        s.seq.store(st.seq + 2, Ordering::Release);
+        // Release: a reader that sees the odd `seq` also sees `backup_seq` and the backup.
+        s.seq.store(st.seq.wrapping_add(1), Ordering::Release);
+        // Release fence: the data stores below are ordered after the odd `seq` for every
+        // reader that loads one of them (module docs).
+        fence(Ordering::Release);
+        crate::fault::point("write:odd");
+        // The reliability suite kills a writer half-way through these stores: split in two at a
+        // multiple of 8, which keeps every granule whole.
+        let half = if cfg!(feature = "fault-injection") {
+            (self.len / 2) & !7
+        } else {
+            0
+        };
+        // SAFETY: the data is `len` bytes, 8-aligned, live, only accessed by the granule rule;
+        // `scratch` holds `len` initialised bytes (the caller's contract). `half` is a multiple
+        // of 8, so both parts consist of whole granules of the region.
+        unsafe { crate::copy::store(scratch, self.data, half) };
+        crate::fault::point("publish:half-data");
+        // SAFETY: as above, for the bytes from `half` on.
+        unsafe {
+            crate::copy::store(
+                scratch.wrapping_add(half),
+                self.data.wrapping_add(half),
+                self.len - half,
+            );
+        };
+        let new = st.seq.wrapping_add(2);
+        // SeqCst (so also Release, publishing the data): one half of the Dekker pair with
+        // `wait_for_update` (see `wake_sleepers`).
+        s.seq.store(new, Ordering::SeqCst);
         crate::fault::point("publish:after-seq");
-        self.publish_version(st.seq + 2);
-        // SAFETY: we hold the mutex (taken in begin_write).
-        unsafe { sys::mutex_unlock(self.header.mutex()) };
+        self.wake_sleepers(new);
+    }
+
+    /// After `seq` became `published` (a SeqCst store): wakes every sleeper if one registered,
+    /// and clears the registration when it is for an older `seq`.
+    ///
+    /// Lost-wake-up freedom: a waiter registers `v + 1` with a SeqCst `fetch_max`, re-loads
+    /// `seq` (SeqCst) and sleeps only while `seq` is still `v`. A publish of `s > v` stores `seq`
+    /// (SeqCst) then loads `sleepers` (SeqCst); in the single total order either the waiter's
+    /// re-load sees `s` (and it does not sleep), or this load sees its registration or a later
+    /// value. Later values are larger registrations (still non-zero) or a clear, which a writer
+    /// makes only of a registration older than what it published, and which it follows with a
+    /// wake: the waiter is then asleep and woken, or its futex compare sees a newer `seq` and
+    /// it does not sleep. Self-healing: a registration left by a waiter that died (or timed
+    /// out) is cleared by the first publish past it, so writers pay at most two wakes for it.
+    fn wake_sleepers(&self, published: u64) {
+        let s = self.sync();
+        let reg = s.sleepers.load(Ordering::SeqCst);
+        if reg == 0 {
+            return;
+        }
+        if reg.wrapping_sub(1) < published {
+            // Fails if a newer registration arrived meanwhile: it stays, and is woken below.
+            let _ = s
+                .sleepers
+                .compare_exchange(reg, 0, Ordering::SeqCst, Ordering::Relaxed);
+        }
+        // SAFETY: the futex word (low half of `seq`) is a live, aligned u32 in the shared header.
+        unsafe { sys::futex_wake_all(s.futex_word()) };
     }
 
     /// If fallback readers are waiting for the lock, give them a bounded moment to take it.
@@ -412,19 +415,16 @@ impl Region {
         if v > seen {
             return Ok(v);
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
-        // Registered once for the whole wait: the slot lets writers forget us if we die asleep.
-        let slot = self.claim_waiter_slot();
-        // SeqCst: see `publish_version`.
-        s.waiters.fetch_add(1, Ordering::SeqCst);
-        let r = loop {
-            let v = s.version.load(Ordering::SeqCst);
-            if v > seen {
-                break Ok(v);
+        let deadline = timeout.and_then(deadline_after);
+        loop {
+            // SeqCst: see `wake_sleepers`.
+            let seq = s.seq.load(Ordering::SeqCst);
+            if seq / 2 > seen {
+                return Ok(seq / 2);
             }
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if left == Some(Duration::ZERO) {
-                break Err(Error::new(
+                return Err(Error::new(
                     ErrorKind::Timeout,
                     format!(
                         "no update past version {seen} within {:?}",
@@ -432,82 +432,89 @@ impl Region {
                     ),
                 ));
             }
-            // SAFETY: the futex word (low half of `version`) is a live, aligned u32 in the shared header.
-            unsafe { sys::futex_wait(s.futex_word(), SyncWords::futex_value(v), left) };
-        };
-        // Saturating: the word is shared memory, and other programs may follow the format.
-        let _ = s
-            .waiters
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
-        self.release_waiter_slot(slot);
-        r
+            s.sleepers
+                .fetch_max(seq.wrapping_add(1).max(1), Ordering::SeqCst);
+            crate::fault::point("wait:registered");
+            if s.seq.load(Ordering::SeqCst) != seq {
+                continue;
+            }
+            crate::fault::point("wait:checked");
+            // SAFETY: the futex word (low half of `seq`) is a live, aligned u32 in the shared
+            // header. The kernel only reads it.
+            unsafe { sys::futex_wait(s.futex_word(), SyncWords::futex_value(seq), left) };
+        }
     }
 
-    /// How many dead writers' writes were rolled back over the object's life.
+    /// How many dead writers' half-published writes were rolled back over the object's life.
     pub(crate) fn recoveries(&self) -> u64 {
         self.sync().recoveries.load(Ordering::Relaxed)
     }
-}
 
-/// An open optimistic read (see [`Region::read_begin`]).
-#[derive(Clone, Copy)]
-pub(crate) struct ReadTicket {
-    /// The last complete value: the data, or the backup while a write is in progress.
-    pub(crate) src: *const u8,
-    /// `seq` when the read began; the copy is good if it is unchanged at the end.
-    seq: u64,
-}
-
-/// Where a snapshot is copied to: bytes of a length known at run time, or one `T`.
-pub(crate) trait Sink {
-    /// Copies the region's `len` bytes from `src` to the destination.
-    ///
-    /// # Safety
-    /// `src` must be valid for `len` reads and not overlap the destination, which must be
-    /// valid for `len` writes.
-    unsafe fn fill_from(&self, src: *const u8);
-}
-
-/// `len` bytes at `dst`.
-pub(crate) struct Bytes {
-    pub(crate) dst: *mut u8,
-    pub(crate) len: usize,
-}
-
-impl Sink for Bytes {
-    #[inline]
-    unsafe fn fill_from(&self, src: *const u8) {
-        // SAFETY: the caller's contract.
-        unsafe { std::ptr::copy_nonoverlapping(src, self.dst, self.len) };
+    /// Records that a handle keeps its mapping for good (a leaked write guard holds the lock).
+    pub(crate) fn note_leaked(&self) {
+        self.sync().leaked.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-/// One `T` at the pointer: the copy's size is a compile-time constant.
-pub(crate) struct Typed<T>(pub(crate) *mut T);
+/// Prefetches the line at `p` into the cache (a hint: no memory access in the Rust model).
+#[allow(clippy::inline_always)] // a single instruction
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `prefetcht0` never faults and never changes memory, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
 
-impl<T> Sink for Typed<T> {
-    #[inline]
-    unsafe fn fill_from(&self, src: *const u8) {
-        if std::mem::align_of::<T>() > crate::header::HEADER_SIZE {
-            // The backup (HEADER_SIZE past a page boundary) may be misaligned for T: copy bytes.
-            // SAFETY: the caller's contract, with len == size_of::<T>().
-            unsafe {
-                std::ptr::copy_nonoverlapping(src, self.0.cast::<u8>(), std::mem::size_of::<T>());
-            }
-        } else {
-            // SAFETY: the caller's contract, with len == size_of::<T>(); `src` is page-aligned
-            // (data segment) or HEADER_SIZE bytes past a page boundary (backup), so aligned
-            // for T. A constant-size copy: no `memcpy` call for small T.
-            unsafe { std::ptr::copy_nonoverlapping(src.cast::<T>(), self.0, 1) };
-        }
+fn unrecoverable(detail: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Unrecoverable, detail).hint(
+        "the object cannot be written again: once its processes stopped, remove it (`smobject rm --force PATH ID`) and create it anew; the next creator also replaces it when every process has detached",
+    )
+}
+
+/// The writer lock, held: unlocked when dropped (by the thread that locked it).
+#[derive(Debug)]
+pub(crate) struct Held {
+    mutex: *mut libc::pthread_mutex_t,
+    /// The previous holder died holding the lock.
+    owner_died: bool,
+    /// ... and its half-published write was rolled back.
+    rolled_back: bool,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // SAFETY: this thread locked the mutex when `Held` was made (it is not `Send`), and the
+        // mapping holding it stays mapped while a `Held` exists: it lives in a `WriteState`
+        // borrowed from its region's handle or in a `locked_read` frame, and a handle whose
+        // guard was leaked never unmaps the counter segment.
+        unsafe { sys::mutex_unlock(self.mutex) };
     }
 }
 
-/// An open write.
+/// An open write: the lock, held, and what publishing needs.
 #[derive(Debug)]
 pub(crate) struct WriteState {
+    held: Held,
     /// `seq` before the write (even).
     seq: u64,
-    /// The previous holder died holding the lock and its write was rolled back.
-    pub(crate) recovered: bool,
+    /// Whether the thread was already panicking when it took the lock: a write made during
+    /// unwinding (in a `Drop`) is published like any other; only a panic that starts while the
+    /// lock is held discards the write.
+    pub(crate) panicking: bool,
+}
+
+impl WriteState {
+    /// The previous holder died holding the lock.
+    pub(crate) fn owner_died(&self) -> bool {
+        self.held.owner_died
+    }
+
+    /// The previous holder died publishing, and its half-published write was rolled back.
+    pub(crate) fn rolled_back(&self) -> bool {
+        self.held.rolled_back
+    }
 }

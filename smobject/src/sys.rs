@@ -298,14 +298,6 @@ pub(crate) unsafe fn futex_wake_all(word: *const u32) -> usize {
     usize::try_from(r).unwrap_or(0)
 }
 
-/// Whether a process with this pid exists (it may be another process that reused the pid;
-/// callers only use a `false` answer, which is certain).
-pub(crate) fn process_exists(pid: i32) -> bool {
-    // SAFETY: signal 0 sends nothing; kill takes no pointers.
-    let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
 /// Portable fallback where there is no futex: a short sleep; the caller re-checks.
 ///
 /// # Safety
@@ -371,25 +363,35 @@ pub(crate) enum Locked {
     OwnerDied,
 }
 
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+extern "C" {
+    /// glibc 2.30+: `pthread_mutex_timedlock` against a chosen clock (not in the `libc` crate).
+    fn pthread_mutex_clocklock(
+        m: *mut libc::pthread_mutex_t,
+        clock: libc::clockid_t,
+        abstime: *const libc::timespec,
+    ) -> libc::c_int;
+}
+
 /// Locks `m`, waiting at most until `deadline` (none: forever). `Ok(None)` on time-out.
+///
+/// The deadline is on the monotonic clock (`Instant` is `CLOCK_MONOTONIC` on Linux), passed to
+/// `pthread_mutex_clocklock(CLOCK_MONOTONIC)`, so a step of the wall clock neither stretches
+/// nor cuts the wait. Elsewhere it falls back to `pthread_mutex_timedlock` with a wall-clock
+/// deadline computed just before the call.
 ///
 /// # Safety
 /// `m` must point to a mutex initialised by [`mutex_init`], alive for the call.
 pub(crate) unsafe fn mutex_lock(
     m: *mut libc::pthread_mutex_t,
-    deadline: Option<std::time::SystemTime>,
+    deadline: Option<std::time::Instant>,
 ) -> io::Result<Option<Locked>> {
     let r = match deadline {
         // SAFETY: the caller guarantees `m` is a live initialised mutex.
         None => unsafe { libc::pthread_mutex_lock(m) },
-        Some(t) => {
-            let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            let ts = libc::timespec {
-                tv_sec: d.as_secs() as libc::time_t,
-                tv_nsec: libc::c_long::from(d.subsec_nanos() as i32),
-            };
-            // SAFETY: as above; `ts` lives across the call.
-            unsafe { libc::pthread_mutex_timedlock(m, std::ptr::from_ref(&ts)) }
+        Some(d) => {
+            let left = d.saturating_duration_since(std::time::Instant::now());
+            timed_lock(m, left)?
         }
     };
     match r {
@@ -400,13 +402,53 @@ pub(crate) unsafe fn mutex_lock(
     }
 }
 
+/// `now + d` as a `timespec` on `clock`, saturating far in the future.
+fn deadline_on(clock: libc::clockid_t, d: Duration) -> io::Result<libc::timespec> {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a writable timespec for the duration of the call.
+    ret(unsafe { libc::clock_gettime(clock, &raw mut now) })?;
+    let nanos = i64::from(now.tv_nsec as i32) + i64::from(d.subsec_nanos());
+    // `time_t` is i64 here and i32 on some 32-bit targets: widen explicitly.
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+    let now_secs = i64::from(now.tv_sec as i64);
+    let secs = i64::try_from(d.as_secs())
+        .unwrap_or(i64::MAX)
+        .saturating_add(now_secs)
+        .saturating_add(nanos / 1_000_000_000);
+    Ok(libc::timespec {
+        tv_sec: secs as libc::time_t,
+        tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
+    })
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn timed_lock(m: *mut libc::pthread_mutex_t, left: Duration) -> io::Result<libc::c_int> {
+    let ts = deadline_on(libc::CLOCK_MONOTONIC, left)?;
+    // SAFETY: `m` is a live initialised mutex (`mutex_lock`'s contract); `ts` lives across
+    // the call.
+    Ok(unsafe { pthread_mutex_clocklock(m, libc::CLOCK_MONOTONIC, &raw const ts) })
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn timed_lock(m: *mut libc::pthread_mutex_t, left: Duration) -> io::Result<libc::c_int> {
+    let ts = deadline_on(libc::CLOCK_REALTIME, left)?;
+    // SAFETY: as in the glibc version.
+    Ok(unsafe { libc::pthread_mutex_timedlock(m, &raw const ts) })
+}
+
 /// Marks a mutex whose owner died consistent again, after the caller repaired the state.
 ///
 /// # Safety
 /// The calling thread must hold `m`, obtained with [`Locked::OwnerDied`].
 pub(crate) unsafe fn mutex_consistent(m: *mut libc::pthread_mutex_t) {
-    // SAFETY: guaranteed by the caller; the call cannot fail when they hold.
-    let _ = unsafe { libc::pthread_mutex_consistent(m) };
+    // SAFETY: `m` is a live robust mutex held by this thread after EOWNERDEAD (the caller's
+    // contract). POSIX lists EINVAL (not robust, or not inconsistent) as its only error, which
+    // that contract rules out; the result is checked in debug builds.
+    let r = unsafe { libc::pthread_mutex_consistent(m) };
+    debug_assert_eq!(r, 0, "pthread_mutex_consistent");
 }
 
 /// Unlocks `m`.
@@ -414,8 +456,11 @@ pub(crate) unsafe fn mutex_consistent(m: *mut libc::pthread_mutex_t) {
 /// # Safety
 /// The calling thread must hold `m`.
 pub(crate) unsafe fn mutex_unlock(m: *mut libc::pthread_mutex_t) {
-    // SAFETY: guaranteed by the caller; unlocking a held mutex cannot fail.
-    let _ = unsafe { libc::pthread_mutex_unlock(m) };
+    // SAFETY: `m` is a live mutex held by this thread (the caller's contract). For an
+    // error-checking robust mutex the only error is EPERM (not the owner), which that contract
+    // rules out; the result is checked in debug builds.
+    let r = unsafe { libc::pthread_mutex_unlock(m) };
+    debug_assert_eq!(r, 0, "pthread_mutex_unlock");
 }
 
 /// The sysctl limits that bound SysV shared memory, for error hints.

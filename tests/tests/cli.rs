@@ -316,7 +316,7 @@ fn inspect_prints_type_fingerprint_version_and_creator() {
         assert_eq!(field(out, "fingerprint"), fingerprint);
         assert_eq!(field(out, "version"), "1", "t-produce wrote once");
         assert_eq!(field(out, "writer lock"), "free");
-        assert_eq!(field(out, "waiters"), "0");
+        assert_eq!(field(out, "sleepers"), "no");
         assert_eq!(field(out, "count"), "1");
         assert!(field(out, "header").starts_with("valid"), "{out}");
         assert!(field(out, "creator").starts_with(&format!("pid {} (alive;", p.pid())));

@@ -143,11 +143,12 @@ fn kill_inside_the_writer_lock_and_mid_publish_keeps_the_last_complete_value() {
     kf.key(b'w');
     let owner = Shared::create_with_at(kf.path(), b'w', Words { words: [1; 32] }).unwrap();
     let mut expected = 1u64;
-    let mut faults = 0;
+    let mut rollbacks = 0;
     for point in [
         "write:locked",
         "write:after-backup",
         "write:odd",
+        "publish:half-data",
         "publish:after-seq",
     ] {
         for _ in 0..REPS {
@@ -158,20 +159,22 @@ fn kill_inside_the_writer_lock_and_mid_publish_keeps_the_last_complete_value() {
                 &["t-fault", &kf.arg(), "w", "write", &next.to_string()],
             );
             assert!(killed(&mut h), "{point}: the fault point was not reached");
-            faults += 1;
+            let publishing = matches!(point, "write:odd" | "publish:half-data");
             if point == "publish:after-seq" {
                 expected = next; // published completely before the kill
             }
             // Readers never wait for the dead writer and see the last complete value.
             let v = owner.read_timeout(Duration::from_secs(5)).unwrap();
             assert_eq!(v.words, [expected; 32], "{point}");
-            // The next writer proceeds and is told.
+            // The next writer proceeds and is told; a rollback is reported only when the dead
+            // writer had begun storing to the object.
             let g = owner.lock_timeout(Duration::from_secs(5)).unwrap();
-            assert!(g.recovered(), "{point}: recovery reported");
+            assert!(g.owner_died(), "{point}: the death is reported");
+            assert_eq!(g.recovered(), publishing, "{point}: rollback reported");
+            rollbacks += u64::from(publishing);
             assert_eq!(g.words, [expected; 32], "{point}");
-            // A write that made `seq` odd counts once, rolled back or complete: the dead
-            // writer's too when it died after publishing the data but before the version.
-            let counted = u64::from(matches!(point, "write:odd" | "publish:after-seq"));
+            // A publish that began counts once, rolled back or complete.
+            let counted = u64::from(publishing || point == "publish:after-seq");
             assert_eq!(
                 owner.version(),
                 before + counted,
@@ -180,7 +183,7 @@ fn kill_inside_the_writer_lock_and_mid_publish_keeps_the_last_complete_value() {
             drop(g);
         }
     }
-    assert_eq!(owner.recoveries(), faults);
+    assert_eq!(owner.recoveries(), rollbacks);
     // A second death during the recovery itself.
     let mut h = Helper::spawn_fault("write:odd", &["t-fault", &kf.arg(), "w", "write", "77"]);
     assert!(killed(&mut h));

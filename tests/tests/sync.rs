@@ -73,7 +73,7 @@ fn writers_in_two_processes_are_exclusive() {
 }
 
 #[test]
-fn writer_killed_mid_write_is_rolled_back_and_reported() {
+fn writer_killed_mid_write_loses_its_write_and_is_reported() {
     let kf = KeyFile::new("killed-writer");
     kf.key(b'k');
     let w = Shared::<Words>::create_at(kf.path(), b'k').unwrap();
@@ -86,14 +86,23 @@ fn writer_killed_mid_write_is_rolled_back_and_reported() {
     dying.kill();
     // Readers still get the last complete value, without waiting for anyone.
     assert_eq!(w.read().words, [7; 32]);
-    // The next writer proceeds, and is told a recovery happened.
+    // The next writer proceeds and is told the previous holder died; its change was made to a
+    // private copy, so nothing reached the object and nothing had to be rolled back.
     let g = w.lock_timeout(Duration::from_secs(5)).unwrap();
-    assert!(g.recovered(), "the guard must report the dead writer");
-    assert_eq!(g.words, [7; 32], "the half-done write was rolled back");
+    assert!(g.owner_died(), "the guard must report the dead writer");
+    assert!(
+        !g.recovered(),
+        "nothing was half-published, so nothing was rolled back"
+    );
+    assert_eq!(
+        g.words, [7; 32],
+        "the dead writer's change never reached the object"
+    );
     drop(g);
-    assert_eq!(w.recoveries(), 1);
+    assert_eq!(w.recoveries(), 0);
+    assert_eq!(w.version(), 2, "the write above published once");
     let g = w.lock().unwrap();
-    assert!(!g.recovered(), "recovery is not sticky");
+    assert!(!g.owner_died(), "the report is not sticky");
     drop(g);
     w.write(|v| v.words = [8; 32]);
     assert_eq!(w.read().words, [8; 32]);
@@ -189,7 +198,8 @@ fn write_returns_the_closure_value_and_rolls_back_on_panic() {
         });
     }));
     assert!(r.is_err());
-    assert_eq!(c.read().n, 1, "a panicking write is rolled back");
+    assert_eq!(c.read().n, 1, "a panicking write is discarded");
+    assert_eq!(c.version(), 1, "a discarded write publishes nothing");
     // The lock was released: a re-entrant write is an error, not a deadlock.
     let g = c.lock().unwrap();
     let e = c.lock().unwrap_err();
@@ -199,39 +209,130 @@ fn write_returns_the_closure_value_and_rolls_back_on_panic() {
     assert!(kf.is_clean(b'p'));
 }
 
+/// Writes from a `Drop` impl, for the next test.
+struct WritesOnDrop<'a>(&'a Shared<Counter>);
+
+impl Drop for WritesOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.write(|c| c.n = 42);
+    }
+}
+
 #[test]
-fn a_waiter_killed_asleep_is_forgotten_so_writes_stop_paying_for_it() {
+fn a_write_made_while_unwinding_is_published() {
+    let kf = KeyFile::new("unwinding");
+    let c = Shared::<Counter>::create_at(kf.path(), b'u').unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _w = WritesOnDrop(&c);
+        panic!("boom");
+    }));
+    assert!(r.is_err());
+    // The thread was already panicking when the lock was taken: the write completed and is
+    // published; only a panic that starts while the lock is held discards a write.
+    assert_eq!(c.read().n, 42);
+    assert_eq!(c.version(), 1);
+    drop(c);
+    assert!(kf.is_clean(b'u'));
+}
+
+#[test]
+fn unrepresentable_timeouts_mean_no_deadline() {
+    let kf = KeyFile::new("max-timeout");
+    let c = Shared::<Counter>::create_at(kf.path(), b'm').unwrap();
+    c.write(|c| c.n = 5);
+    // Instant::now() + Duration::MAX overflows: these wait without a deadline, never panic.
+    assert_eq!(c.read_timeout(Duration::MAX).unwrap().n, 5);
+    drop(c.lock_timeout(Duration::MAX).unwrap());
+    assert_eq!(c.wait_for_update(0, Some(Duration::MAX)).unwrap(), 2);
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| c.wait_for_update(2, Some(Duration::MAX)));
+        std::thread::sleep(Duration::from_millis(50));
+        c.write(|c| c.n = 6);
+        assert_eq!(waiter.join().unwrap().unwrap(), 3);
+    });
+    drop(c);
+    assert!(kf.is_clean(b'm'));
+}
+
+#[test]
+fn a_waiter_killed_at_any_step_loses_no_wakeup_and_costs_at_most_one_wake() {
     let kf = KeyFile::new("dead-waiter");
     kf.key(b'd');
     let c = Shared::<Counter>::create_at(kf.path(), b'd').unwrap();
     let counter_shmid = c.raw().shmids().1;
-    let waiters = || {
+    let sleepers = || {
         smobject::inspect::read_header(counter_shmid)
             .unwrap()
-            .waiters
+            .sleepers
     };
-    let mut w = Helper::spawn(&["t-wait", &kf.arg(), "d", &c.version().to_string(), "60000"]);
-    assert_eq!(w.line(), "waiting");
-    std::thread::sleep(Duration::from_millis(50));
-    assert_eq!(waiters(), 1);
-    w.kill();
-    assert_eq!(waiters(), 1, "a killed waiter cannot unregister itself");
-    for i in 0..10 {
-        c.write(|c| c.n = i);
+    for (round, point) in ["wait:registered", "wait:checked", "asleep"]
+        .iter()
+        .enumerate()
+    {
+        let seen = c.version().to_string();
+        // A waiter with no time-out, which only the next write can wake.
+        let mut live = Helper::spawn(&["t-wait", &kf.arg(), "d", &seen, "0"]);
+        assert_eq!(live.line(), "waiting");
+        // Another waiter on the same version dies at `point`.
+        if *point == "asleep" {
+            let mut dying = Helper::spawn(&["t-wait", &kf.arg(), "d", &seen, "60000"]);
+            assert_eq!(dying.line(), "waiting");
+            std::thread::sleep(Duration::from_millis(50));
+            dying.kill();
+        } else {
+            let mut dying = Helper::spawn_fault(point, &["t-wait", &kf.arg(), "d", &seen, "60000"]);
+            assert_eq!(dying.line(), "waiting");
+            assert!(
+                !dying.wait().success(),
+                "{point}: the fault point was not reached"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(sleepers(), "{point}: the waiters are registered");
+        c.write(|c| c.n = round as u64);
+        let woke = live.try_line(Duration::from_secs(5));
+        assert!(
+            woke.as_deref().is_some_and(|l| l.starts_with("ok")),
+            "{point}: the live waiter was not woken: {woke:?}"
+        );
+        assert!(live.wait().success());
+        // The dead waiter's registration was cleared by that publish: later writes make no
+        // futex call for it.
+        assert!(!sleepers(), "{point}: writes still pay for the dead waiter");
+        c.write(|c| c.n += 100);
+        assert!(!sleepers());
     }
-    assert_eq!(waiters(), 0, "writers found the dead waiter and forgot it");
-    // A live waiter is still woken afterwards.
-    let mut live = Helper::spawn(&["t-wait", &kf.arg(), "d", &c.version().to_string(), "10000"]);
-    assert_eq!(live.line(), "waiting");
-    std::thread::sleep(Duration::from_millis(50));
-    for i in 0..10 {
-        c.write(|c| c.n = 100 + i);
-    }
-    assert!(live.line().starts_with("ok"), "the live waiter was woken");
-    assert!(live.wait().success());
-    assert_eq!(waiters(), 0);
     drop(c);
     assert!(kf.is_clean(b'd'));
+}
+
+#[test]
+fn a_leaked_write_guard_keeps_its_lock_mapped_and_nothing_is_corrupted() {
+    let kf = KeyFile::new("forget-guard");
+    let mut h = Helper::spawn(&["t-forget-guard", &kf.arg(), "f", "g"]);
+    let line = h.line();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    // Without the fix the handle unmaps the segment holding the locked robust mutex, the
+    // helper maps marked pages there, and its next robust lock writes into them.
+    assert_eq!(
+        fields[..2],
+        ["kept", "intact"],
+        "the leaked guard's lock was unmapped: {line}"
+    );
+    let counter_shmid: i32 = fields[2].parse().unwrap();
+    let header = smobject::inspect::read_header(counter_shmid).unwrap();
+    assert_eq!(header.leaked_guards, 1, "the leak is counted in the header");
+    assert!(
+        header.lock_owner.is_some(),
+        "the leaked guard still holds the lock"
+    );
+    h.send("exit");
+    assert!(h.wait().success());
+    // The process exit detached the kept mapping: the pair is stale and reclaimed as after a
+    // crash; the second object was freed normally.
+    assert!(kf.is_clean(b'g'));
+    assert!(smobject::remove_stale(kf.path(), b'f').unwrap());
+    assert!(kf.is_clean(b'f'));
 }
 
 /// A shared struct with a `Drop` impl that counts drops, for the next test.

@@ -363,7 +363,7 @@ mod typed {
                 println!("inside");
                 std::thread::sleep(Duration::from_secs(3600));
             }
-            // Waits for a version > SEEN, at most MS milliseconds.
+            // Waits for a version > SEEN, at most MS milliseconds (0: no time-out).
             "t-wait" => {
                 let Some(w) = report(Shared::<Counter>::access_at(path, id(a))) else {
                     return 1;
@@ -372,7 +372,8 @@ mod typed {
                 let ms: u64 = arg(a, 3);
                 println!("waiting");
                 let start = Instant::now();
-                match w.wait_for_update(seen, Some(Duration::from_millis(ms))) {
+                let timeout = (ms != 0).then(|| Duration::from_millis(ms));
+                match w.wait_for_update(seen, timeout) {
                     Ok(v) => println!("ok {v} {} {}", w.read().n, start.elapsed().as_millis()),
                     Err(e) => println!("err {:?} {}", e.kind(), start.elapsed().as_millis()),
                 }
@@ -430,11 +431,95 @@ mod typed {
             }
             // Operations for the fault-point tests (SMOBJECT_FAULT set by the test).
             "t-fault" => return fault_op(path, id(a), &a[2..]),
+            // Leaks a write guard of (path, ID), drops the handle, then maps marked pages where
+            // its counter segment was (if that range was freed) and takes the robust lock of a
+            // second object (ID2) on the same thread. Prints `kept|mapped intact|corrupted
+            // SHMID`, then holds until a stdin line.
+            "t-forget-guard" => return forget_guard(path, id(a), a[2].as_bytes()[0]),
             _ => {
                 eprintln!("smo-helper: unknown role {role}");
                 return 2;
             }
         }
+        0
+    }
+
+    /// The address range `[start, end)` where this process maps SysV segment `shmid`, from
+    /// `/proc/self/maps` (whose inode column is the shmid for SysV mappings).
+    fn sysv_mapping(shmid: i32) -> Option<(usize, usize)> {
+        let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+        maps.lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() >= 6 && f[5].starts_with("/SYSV") && f[4] == shmid.to_string() {
+                let (a, b) = f[0].split_once('-')?;
+                Some((
+                    usize::from_str_radix(a, 16).ok()?,
+                    usize::from_str_radix(b, 16).ok()?,
+                ))
+            } else {
+                None
+            }
+        })
+    }
+
+    fn forget_guard(path: &str, id: u8, id2: u8) -> i32 {
+        const MARK: u8 = 0x5a;
+        let Some(first) = report(Shared::<Counter>::create_at(path, id)) else {
+            return 1;
+        };
+        let counter_shmid = first.raw().shmids().1;
+        let Some((start, end)) = sysv_mapping(counter_shmid) else {
+            println!("err no mapping of shmid {counter_shmid}");
+            return 1;
+        };
+        let Ok(g) = first.lock() else {
+            println!("err lock");
+            return 1;
+        };
+        std::mem::forget(g);
+        drop(first);
+        let len = end - start;
+        // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping: it fails with EEXIST
+        // when any of the range is still mapped (the fix), and otherwise maps fresh anonymous
+        // pages there that nothing else uses.
+        let p = unsafe {
+            libc::mmap(
+                start as *mut libc::c_void,
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+                -1,
+                0,
+            )
+        };
+        let kept = p == libc::MAP_FAILED
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::EEXIST);
+        if !kept {
+            if p as usize != start {
+                println!("err mmap at {start:#x} gave {p:?}");
+                return 1;
+            }
+            // SAFETY: `p` is our fresh private mapping of `len` bytes.
+            unsafe { std::ptr::write_bytes(p.cast::<u8>(), MARK, len) };
+        }
+        // Another robust lock on this thread: glibc links it into the thread's robust list,
+        // whose head is the leaked guard's mutex.
+        let Some(second) = report(Shared::<Counter>::create_at(path, id2)) else {
+            return 1;
+        };
+        second.write(|c| c.n = 1);
+        drop(second);
+        let intact = kept || {
+            // SAFETY: `p` is our private mapping of `len` bytes, only ever written above.
+            let bytes = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) };
+            bytes.iter().all(|&b| b == MARK)
+        };
+        println!(
+            "{} {} {counter_shmid}",
+            if kept { "kept" } else { "mapped" },
+            if intact { "intact" } else { "corrupted" }
+        );
+        wait_stdin_line();
         0
     }
 
