@@ -5,7 +5,7 @@
 //! what an alias or a macro hides. The generated code repeats the check at the type level
 //! (zerocopy's `FromBytes`/`IntoBytes` derives and const asserts), which nothing slips past.
 
-use proc_macro2::TokenStream;
+use proc_macro2::Group;
 use quote::ToTokens;
 use syn::{
     Attribute, Fields, GenericArgument, GenericParam, Item, ItemStruct, PathArguments, Type,
@@ -216,14 +216,25 @@ fn generics(strukt: &ItemStruct, errors: &mut Errors) {
     }
 }
 
-/// The struct needs `#[repr(C)]` and must not be packed. `align(N)` is allowed (any padding it
-/// adds is rejected by the padding check).
+/// The largest alignment a shared struct may have, in bytes: the page size. `shmat(2)` maps a
+/// segment at a page boundary and promises nothing more, so a struct aligned above it could be
+/// misaligned in one process's mapping. 4096 is the smallest page size of the platforms we run
+/// on, so the bound holds everywhere.
+pub(crate) const MAX_ALIGN: u64 = 4096;
+
+/// The struct needs `#[repr(C)]` and must not be packed. `align(N)` is allowed up to
+/// [`MAX_ALIGN`] (any padding it adds is rejected by the padding check).
 fn repr(strukt: &ItemStruct, errors: &mut Errors) {
     let name = &strukt.ident;
     let mut has_c = false;
     for attr in strukt.attrs.iter().filter(|a| a.path().is_ident("repr")) {
         // A malformed `repr` is rustc's to report; only what parses is looked at.
         let _ = attr.parse_nested_meta(|meta| {
+            let args = if meta.input.peek(syn::token::Paren) {
+                Some(meta.input.parse::<Group>()?)
+            } else {
+                None
+            };
             if meta.path.is_ident("C") {
                 has_c = true;
             } else if meta.path.is_ident("packed") {
@@ -235,11 +246,8 @@ fn repr(strukt: &ItemStruct, errors: &mut Errors) {
                          `_pad` fields instead"
                     ),
                 ));
-            }
-            if meta.input.peek(syn::token::Paren) {
-                let content;
-                syn::parenthesized!(content in meta.input);
-                content.parse::<TokenStream>()?;
+            } else if let (true, Some(args)) = (meta.path.is_ident("align"), &args) {
+                align(name, &meta.path, args, errors);
             }
             Ok(())
         });
@@ -254,6 +262,29 @@ fn repr(strukt: &ItemStruct, errors: &mut Errors) {
             ),
         ));
     }
+}
+
+/// `align(N)` (`path` and its parenthesised `args`) must not exceed [`MAX_ALIGN`]. An `N` that
+/// is not an integer literal, or not a power of two, is rustc's to report.
+fn align(name: &syn::Ident, path: &syn::Path, args: &Group, errors: &mut Errors) {
+    let Ok(n) = syn::parse2::<syn::LitInt>(args.stream()) else {
+        return;
+    };
+    // An `N` too large for a `u128` is larger than the page size too.
+    if n.base10_parse::<u128>()
+        .is_ok_and(|n| n <= u128::from(MAX_ALIGN))
+    {
+        return;
+    }
+    let written = format!("align({})", n.base10_digits());
+    errors.push(syn::Error::new_spanned(
+        quote::quote!(#path #args),
+        format!(
+            "`#[shared_memory]` structs may be aligned to at most {MAX_ALIGN} bytes (the page \
+             size): `{written}` is too large for `{name}`, since a shared memory segment is only \
+             guaranteed to be mapped at a page boundary; lower it to `align({MAX_ALIGN})` or less"
+        ),
+    ));
 }
 
 /// The zerocopy traits are derived by the attribute; deriving them again would conflict.
@@ -525,6 +556,26 @@ mod tests {
         );
         let both = messages(quote! { #[repr(packed)] struct S { a: u32 } });
         assert_eq!(both.len(), 2, "{both:?}");
+    }
+
+    #[test]
+    fn rejects_alignment_above_the_page_size() {
+        single_error(
+            quote! { #[repr(C, align(8192))] struct S { a: [u8; 8192] } },
+            "`align(8192)` is too large for `S`",
+        );
+        single_error(
+            quote! { #[repr(align(1_048_576))] #[repr(C)] struct S { a: u64 } },
+            "`align(1048576)` is too large",
+        );
+        single_error(
+            quote! { #[repr(C, align(340282366920938463463374607431768211456))] struct S { a: u64 } },
+            "at most 4096 bytes",
+        );
+        let page = messages(quote! { #[repr(C, align(4096))] struct S { a: [u8; 4096] } });
+        assert_eq!(page, Vec::<String>::new());
+        // Not an integer: rustc reports it.
+        assert!(messages(quote! { #[repr(C, align(N))] struct S { a: u64 } }).is_empty());
     }
 
     #[test]

@@ -57,7 +57,8 @@ use proc_macro::TokenStream;
 /// - it has `#[repr(C)]`: the default `repr(Rust)` layout is unspecified and may differ
 ///   between builds, so two processes could disagree on field offsets;
 /// - it is not `packed` (`repr(packed)`, `repr(C, packed(N))`): unaligned fields make atomics
-///   and references to fields unsound. `align(N)` is allowed;
+///   and references to fields unsound. `align(N)` is allowed up to `align(4096)`, the page
+///   size: a segment is only guaranteed to be mapped at a page boundary;
 /// - it is not obviously zero-sized (a unit struct, no fields, only `[T; 0]`, `()` or
 ///   `PhantomData` fields);
 /// - no field (also inside an array, `[bool; 4]`) is a reference or a raw pointer, a function
@@ -74,9 +75,10 @@ use proc_macro::TokenStream;
 /// Then at the type level, so that nothing hidden behind a type alias or a macro slips
 /// through: the struct derives zerocopy's `FromBytes` (every field is valid for any bytes
 /// another process writes) and `IntoBytes` (no padding, so no uninitialised byte is ever
-/// published), and const asserts check that the struct is not zero-sized and that its size is
+/// published), and const asserts check that the struct is not zero-sized, that its size is
 /// the sum of its fields' sizes (no padding; add an explicit `_pad` field where the compiler
-/// would insert some). Atomics (`AtomicU32`, `core::sync::atomic::AtomicU64`, ...) and nested
+/// would insert some) and that it is aligned to at most 4096 bytes (a field type with a larger
+/// `align(N)` is refused there). Atomics (`AtomicU32`, `core::sync::atomic::AtomicU64`, ...) and nested
 /// structs that implement both zerocopy traits (for example another `#[shared_memory]`
 /// struct) are fine as fields.
 ///
