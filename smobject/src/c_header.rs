@@ -7,7 +7,7 @@ use crate::header::{FORMAT_VERSION, HEADER_SIZE, SYNC_OFFSET};
 
 /// Offsets of the seqlock words in the counter segment (docs/FORMAT.md).
 const SEQ: usize = SYNC_OFFSET;
-const BACKUP_SEQ: usize = SYNC_OFFSET + 8;
+const BACKUP_SEQ: usize = SYNC_OFFSET + 64;
 use crate::key::COUNTER_OFFSET;
 use crate::layout::SharedStruct;
 

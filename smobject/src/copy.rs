@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 /// Copies of at least this many whole-word bytes use the vector loop on x86-64.
 #[cfg(target_arch = "x86_64")]
-const VECTOR_MIN: usize = 256;
+const VECTOR_MIN: usize = 64;
 
 /// Copies the first `n` bytes of the `len`-byte shared region at `src` to the private `dst`,
 /// loading whole granules (see the module docs). `n <= len`.
@@ -52,8 +52,8 @@ pub(crate) unsafe fn load(src: *const u8, dst: *mut u8, n: usize, len: usize) {
     #[cfg(target_arch = "x86_64")]
     if words >= VECTOR_MIN && src.cast::<u128>().is_aligned() {
         let vec = words & !63;
-        // SAFETY: `vec` bytes from `src` are whole granules inside the region, and `dst` has room
-        // for them (vec <= n); the caller's contract covers the rest.
+        // SAFETY: `vec` bytes from `src` are whole granules inside the region, 16-aligned, and
+        // `dst` has room for them (vec <= n); the caller's contract covers the rest.
         unsafe { load_sse(src, dst, vec) };
         done = vec;
     }

@@ -187,10 +187,13 @@ pub(crate) struct SyncWords {
     /// poll, and the first word a reader loads. Its low 32 bits are the futex word of
     /// `wait_for_update`.
     pub(crate) seq: AtomicU64,
-    /// The `seq` at which the backup copy was taken (even); the backup holds that version.
+    _pad1: [AtomicU64; 7],
+    /// Line 2 (offset 320): the writer's. The `seq` at which the backup copy was taken (even);
+    /// the backup holds that version. Off the polled line: a reader needs it only while `seq`
+    /// is odd, and its store would otherwise cost spinning readers one more line transfer per
+    /// write.
     pub(crate) backup_seq: AtomicU64,
-    _pad1: [AtomicU64; 6],
-    /// Line 2 (offset 320). `0`: nobody sleeps in `wait_for_update`. Otherwise `v + 1` for the
+    /// `0`: nobody sleeps in `wait_for_update`. Otherwise `v + 1` for the
     /// newest `seq` value `v` that a waiter registered to sleep on (waiters store it with
     /// `fetch_max`); a publish of a `seq` greater than `v` clears it and wakes every sleeper,
     /// so a waiter that dies asleep costs writers at most two wakes (see `sync.rs`).
@@ -206,7 +209,7 @@ pub(crate) struct SyncWords {
     /// Handles that kept their mapping of this segment for good because a write guard was
     /// leaked (`mem::forget`) while it held the lock (see `Shared`'s `Drop`).
     pub(crate) leaked: AtomicU32,
-    _reserved: [AtomicU64; 4],
+    _reserved: [AtomicU64; 3],
 }
 
 impl SyncWords {
@@ -332,13 +335,13 @@ mod tests {
         assert_eq!(std::mem::offset_of!(Ident, path_hash), 152);
         assert_eq!(std::mem::offset_of!(Ident, data_size), 16);
         assert_eq!(std::mem::offset_of!(Ident, type_name), 88);
-        assert_eq!(std::mem::offset_of!(SyncWords, backup_seq), 8);
-        assert_eq!(std::mem::offset_of!(SyncWords, sleepers), 64);
-        assert_eq!(std::mem::offset_of!(SyncWords, read_req), 72);
-        assert_eq!(std::mem::offset_of!(SyncWords, read_ack), 76);
-        assert_eq!(std::mem::offset_of!(SyncWords, recoveries), 80);
-        assert_eq!(std::mem::offset_of!(SyncWords, last_writer), 88);
-        assert_eq!(std::mem::offset_of!(SyncWords, leaked), 92);
+        assert_eq!(std::mem::offset_of!(SyncWords, backup_seq), 64);
+        assert_eq!(std::mem::offset_of!(SyncWords, sleepers), 72);
+        assert_eq!(std::mem::offset_of!(SyncWords, read_req), 80);
+        assert_eq!(std::mem::offset_of!(SyncWords, read_ack), 84);
+        assert_eq!(std::mem::offset_of!(SyncWords, recoveries), 88);
+        assert_eq!(std::mem::offset_of!(SyncWords, last_writer), 96);
+        assert_eq!(std::mem::offset_of!(SyncWords, leaked), 100);
         assert_eq!(std::mem::size_of::<SyncWords>(), 128);
         assert_eq!(MAGIC.to_le_bytes(), *b"SMOBJECT");
     }

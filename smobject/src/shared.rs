@@ -6,7 +6,7 @@ use std::mem::MaybeUninit;
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -54,6 +54,10 @@ pub struct Shared<T: SharedStruct> {
     /// writer lock (set after taking it, cleared before releasing it), so plain atomic loads
     /// and stores suffice: the lock orders them, and `Drop` reads it through `&mut self`.
     guard_out: AtomicBool,
+    /// The `seq` whose value the scratch buffer holds (this handle's last publish), or
+    /// `u64::MAX`: lets a writer skip copying the value it published itself. Like
+    /// `guard_out`, only touched by the holder of the writer lock.
+    scratch_seq: AtomicU64,
     _t: PhantomData<T>,
 }
 
@@ -116,6 +120,7 @@ impl<T: SharedStruct> Shared<T> {
             region,
             scratch: OnceLock::new(),
             guard_out: AtomicBool::new(false),
+            scratch_seq: AtomicU64::new(u64::MAX),
             _t: PhantomData,
         }
     }
@@ -373,8 +378,12 @@ impl<T: SharedStruct> Shared<T> {
             .get_or_init(|| Scratch::new(self.region.len))
             .ptr;
         // SAFETY: the scratch buffer has room for the object's `len` bytes and is private to
-        // this handle; only the holder of the writer lock touches it, which we are about to be.
-        match unsafe { self.region.begin_write(scratch.as_ptr().cast(), deadline) } {
+        // this handle; only the holder of the writer lock touches it (and `scratch_seq`), which
+        // `begin_write` makes us before it reads either.
+        match unsafe {
+            self.region
+                .begin_write(scratch.as_ptr().cast(), &self.scratch_seq, deadline)
+        } {
             Ok(state) => {
                 // Relaxed: we hold the lock (see the field). The handle cannot be dropped
                 // before this store: it is borrowed until the guard is gone.
@@ -486,15 +495,20 @@ impl<T: SharedStruct> Drop for WriteGuard<'_, T> {
         // A panic that started while the lock was held abandons the write; one that was
         // already under way when the lock was taken (a write made in a `Drop` during unwinding)
         // does not.
-        if !std::thread::panicking() || self.state.panicking {
+        let now_holds = if !std::thread::panicking() || self.state.panicking {
             // SAFETY: the scratch buffer holds the object's `len` initialised bytes (copied in
             // `begin_write`, then changed through this guard), and `state` is this write's.
             unsafe {
                 self.shared
                     .region
-                    .publish(&self.state, self.scratch.as_ptr().cast());
+                    .publish(&self.state, self.scratch.as_ptr().cast())
             }
-        }
+        } else {
+            // The buffer holds an abandoned change: it must be copied afresh next time.
+            u64::MAX
+        };
+        // Relaxed: we still hold the lock (see the field).
+        self.shared.scratch_seq.store(now_holds, Ordering::Relaxed);
         // Relaxed: we still hold the lock (see the field).
         self.shared.guard_out.store(false, Ordering::Relaxed);
         // `state` drops after this, unlocking.

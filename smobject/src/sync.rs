@@ -162,11 +162,20 @@ impl Region {
         } else {
             return false;
         };
+        // The granules of the first `n` bytes depend on `len` only when `n` ends inside a word
+        // and more bytes follow; otherwise pass `n` as the length too, which a typed `read`
+        // knows at compile time (the copy then unrolls into a few moves).
+        let len = if n % 8 == 0 || n == self.len {
+            n
+        } else {
+            self.len
+        };
         // SAFETY: `src` is the data segment or the backup, each `len` bytes, page- or
         // HEADER_SIZE-aligned, live while the region is, and only accessed by the granule rule
-        // for `len`; `dst` is valid for `n <= len` bytes and private (the caller's contract).
+        // for the object's length, whose granules over the first `n` bytes are those of `len`
+        // (above); `dst` is valid for `n <= len` bytes and private (the caller's contract).
         // The loads are atomic: a concurrent writer makes the copy stale, never a data race.
-        unsafe { crate::copy::load(src, dst, n, self.len) };
+        unsafe { crate::copy::load(src, dst, n, len) };
         // Acquire fence: the copy's loads happen before the re-check (see the module docs).
         fence(Ordering::Acquire);
         s.seq.load(Ordering::Relaxed) == seq
@@ -280,9 +289,15 @@ impl Region {
     ///
     /// # Safety
     /// `scratch` must be valid for `len` bytes of writes and private to this lock holder.
+    ///
+    /// `scratch_seq` holds the `seq` whose value `scratch` already holds (the handle's last
+    /// publish), or `u64::MAX`; it is read once the lock is held. When it is still current and
+    /// the previous holder did not die, the copy from the data is skipped (every change of the
+    /// data changes `seq`).
     pub(crate) unsafe fn begin_write(
         &self,
         scratch: *mut u8,
+        scratch_seq: &std::sync::atomic::AtomicU64,
         deadline: Option<Instant>,
     ) -> Result<WriteState> {
         let s = self.sync();
@@ -297,9 +312,13 @@ impl Region {
             s.last_writer.store(pid, Ordering::Relaxed);
         }
         let seq = s.seq.load(Ordering::Relaxed);
-        // SAFETY: the data is `len` bytes, 8-aligned, live, and only accessed by the granule
-        // rule; `scratch` is a private buffer of `len` bytes (the caller's contract).
-        unsafe { crate::copy::load(self.data, scratch, self.len, self.len) };
+        // A dead holder (a thread of this process, too) may have left the buffer half-changed.
+        // Relaxed: only lock holders store it, and our lock acquisition follows their release.
+        if seq != scratch_seq.load(Ordering::Relaxed) || held.owner_died {
+            // SAFETY: the data is `len` bytes, 8-aligned, live, and only accessed by the
+            // granule rule; `scratch` is a private buffer of `len` bytes (the caller's contract).
+            unsafe { crate::copy::load(self.data, scratch, self.len, self.len) };
+        }
         // Release fence before the backup is overwritten: a reader still copying the backup of
         // the previous write must see a newer `seq` at its re-check (module docs).
         fence(Ordering::Release);
@@ -317,11 +336,12 @@ impl Region {
     }
 
     /// Publishes the private buffer as the new value (one new version), then wakes sleepers.
+    /// Returns the new `seq`, whose value the buffer now holds.
     ///
     /// # Safety
     /// `scratch` must hold `len` initialised bytes; `st` must come from
     /// [`begin_write`](Self::begin_write) on this region.
-    pub(crate) unsafe fn publish(&self, st: &WriteState, scratch: *const u8) {
+    pub(crate) unsafe fn publish(&self, st: &WriteState, scratch: *const u8) -> u64 {
         let s = self.sync();
         // Release: a reader that sees the odd `seq` also sees `backup_seq` and the backup.
         s.seq.store(st.seq.wrapping_add(1), Ordering::Release);
@@ -355,6 +375,7 @@ impl Region {
         s.seq.store(new, Ordering::SeqCst);
         crate::fault::point("publish:after-seq");
         self.wake_sleepers(new);
+        new
     }
 
     /// After `seq` became `published` (a SeqCst store): wakes every sleeper if one registered,

@@ -1,0 +1,1348 @@
+//! Self-describing objects: the schema of a shared struct (its name and, for every field in
+//! order, the name, offset and type), as `#[shared_memory]` generates it ([`StructDef`], a
+//! `const`), as it is stored in an object ([`encode`](Schema::encode), documented byte by byte
+//! in `docs/FORMAT.md`), and as it is read back ([`Schema`], validated like the header), with
+//! the append-only evolution rule ([`Schema::check_prefix`]) and values by field name
+//! ([`Value`], [`Schema::resolve`]).
+
+use std::fmt;
+
+/// The element types a field can be made of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Scalar {
+    /// `u8`
+    U8,
+    /// `u16`
+    U16,
+    /// `u32`
+    U32,
+    /// `u64`
+    U64,
+    /// `i8`
+    I8,
+    /// `i16`
+    I16,
+    /// `i32`
+    I32,
+    /// `i64`
+    I64,
+    /// `f32`
+    F32,
+    /// `f64`
+    F64,
+}
+
+const SCALARS: [Scalar; 10] = [
+    Scalar::U8,
+    Scalar::U16,
+    Scalar::U32,
+    Scalar::U64,
+    Scalar::I8,
+    Scalar::I16,
+    Scalar::I32,
+    Scalar::I64,
+    Scalar::F32,
+    Scalar::F64,
+];
+
+impl Scalar {
+    /// Bytes of one value.
+    #[must_use]
+    pub const fn size(self) -> usize {
+        match self {
+            Self::U8 | Self::I8 => 1,
+            Self::U16 | Self::I16 => 2,
+            Self::U32 | Self::I32 | Self::F32 => 4,
+            Self::U64 | Self::I64 | Self::F64 => 8,
+        }
+    }
+
+    /// The Rust name (`u32`, `f64`, ...).
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::U8 => "u8",
+            Self::U16 => "u16",
+            Self::U32 => "u32",
+            Self::U64 => "u64",
+            Self::I8 => "i8",
+            Self::I16 => "i16",
+            Self::I32 => "i32",
+            Self::I64 => "i64",
+            Self::F32 => "f32",
+            Self::F64 => "f64",
+        }
+    }
+
+    /// Its tag in the encoded schema (1..=10).
+    const fn tag(self) -> u8 {
+        match self {
+            Self::U8 => 1,
+            Self::U16 => 2,
+            Self::U32 => 3,
+            Self::U64 => 4,
+            Self::I8 => 5,
+            Self::I16 => 6,
+            Self::I32 => 7,
+            Self::I64 => 8,
+            Self::F32 => 9,
+            Self::F64 => 10,
+        }
+    }
+
+    fn from_tag(tag: u8) -> Option<Scalar> {
+        SCALARS.get(usize::from(tag).checked_sub(1)?).copied()
+    }
+
+    fn is_float(self) -> bool {
+        matches!(self, Self::F32 | Self::F64)
+    }
+
+    fn is_signed(self) -> bool {
+        matches!(self, Self::I8 | Self::I16 | Self::I32 | Self::I64)
+    }
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The static description, generated as a const.
+
+/// A field's type as `#[shared_memory]` and `#[derive(Describe)]` describe it at compile time.
+#[derive(Clone, Copy, Debug)]
+pub enum TypeDef {
+    /// A number.
+    Scalar(Scalar),
+    /// A `std::sync::atomic` integer (same bytes as the scalar).
+    Atomic(Scalar),
+    /// `[T; N]`.
+    Array(&'static TypeDef, usize),
+    /// A nested `#[repr(C)]` struct.
+    Struct(&'static StructDef),
+}
+
+/// A `#[repr(C)]` struct described at compile time: what `SharedStruct::SCHEMA` holds.
+#[derive(Clone, Copy, Debug)]
+pub struct StructDef {
+    /// The struct's name.
+    pub name: &'static str,
+    /// `size_of` the struct.
+    pub size: usize,
+    /// `align_of` the struct.
+    pub align: usize,
+    /// Its fields in declaration order (`_0`, `_1`, ... for a tuple struct).
+    pub fields: &'static [FieldDef],
+}
+
+/// One field of a [`StructDef`].
+#[derive(Clone, Copy, Debug)]
+pub struct FieldDef {
+    /// The field's name.
+    pub name: &'static str,
+    /// `offset_of!` the field.
+    pub offset: usize,
+    /// Its type.
+    pub ty: TypeDef,
+}
+
+/// A type that can be a field of a shared struct, with its description. Implemented for the
+/// integers, `f32`, `f64`, the atomic integers, arrays of such types, every
+/// `#[shared_memory]` struct, and structs that `#[derive(smobject::Describe)]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no smobject schema, so it cannot be a field of a `#[shared_memory]` struct",
+    label = "this field's type is not described",
+    note = "add `#[derive(smobject::Describe)]` to a nested `#[repr(C)]` struct, or use a number, an atomic integer or an array of them"
+)]
+pub trait Describe {
+    /// The description.
+    const TYPE: TypeDef;
+}
+
+macro_rules! describe_scalars {
+    ($($t:ty => $s:ident, $a:ty;)*) => {$(
+        impl Describe for $t {
+            const TYPE: TypeDef = TypeDef::Scalar(Scalar::$s);
+        }
+        impl Describe for $a {
+            const TYPE: TypeDef = TypeDef::Atomic(Scalar::$s);
+        }
+    )*};
+}
+
+describe_scalars! {
+    u8 => U8, std::sync::atomic::AtomicU8;
+    u16 => U16, std::sync::atomic::AtomicU16;
+    u32 => U32, std::sync::atomic::AtomicU32;
+    u64 => U64, std::sync::atomic::AtomicU64;
+    i8 => I8, std::sync::atomic::AtomicI8;
+    i16 => I16, std::sync::atomic::AtomicI16;
+    i32 => I32, std::sync::atomic::AtomicI32;
+    i64 => I64, std::sync::atomic::AtomicI64;
+}
+
+/// `usize`/`isize` are described as the fixed-width integer of this target's word size.
+const USIZE: Scalar = if cfg!(target_pointer_width = "64") {
+    Scalar::U64
+} else if cfg!(target_pointer_width = "32") {
+    Scalar::U32
+} else {
+    Scalar::U16
+};
+const ISIZE: Scalar = if cfg!(target_pointer_width = "64") {
+    Scalar::I64
+} else if cfg!(target_pointer_width = "32") {
+    Scalar::I32
+} else {
+    Scalar::I16
+};
+
+impl Describe for usize {
+    const TYPE: TypeDef = TypeDef::Scalar(USIZE);
+}
+impl Describe for isize {
+    const TYPE: TypeDef = TypeDef::Scalar(ISIZE);
+}
+impl Describe for std::sync::atomic::AtomicUsize {
+    const TYPE: TypeDef = TypeDef::Atomic(USIZE);
+}
+impl Describe for std::sync::atomic::AtomicIsize {
+    const TYPE: TypeDef = TypeDef::Atomic(ISIZE);
+}
+impl Describe for f32 {
+    const TYPE: TypeDef = TypeDef::Scalar(Scalar::F32);
+}
+impl Describe for f64 {
+    const TYPE: TypeDef = TypeDef::Scalar(Scalar::F64);
+}
+impl<T: Describe, const N: usize> Describe for [T; N] {
+    const TYPE: TypeDef = TypeDef::Array(&T::TYPE, N);
+}
+
+/// FNV-1a, 64-bit.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    let mut i = 0;
+    while i < bytes.len() {
+        h ^= bytes[i] as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    h
+}
+const fn fnv_u8(h: u64, v: u8) -> u64 {
+    fnv(h, &[v])
+}
+const fn fnv_u16(h: u64, v: usize) -> u64 {
+    fnv(h, &(v as u16).to_le_bytes())
+}
+const fn fnv_u32(h: u64, v: usize) -> u64 {
+    fnv(h, &(v as u32).to_le_bytes())
+}
+const fn fnv_str(h: u64, s: &str) -> u64 {
+    fnv(fnv_u16(h, s.len()), s.as_bytes())
+}
+
+const fn hash_type(mut h: u64, t: &TypeDef) -> u64 {
+    match t {
+        TypeDef::Scalar(s) => fnv_u8(h, s.tag()),
+        TypeDef::Atomic(s) => fnv_u8(h, ATOMIC | s.tag()),
+        TypeDef::Array(elem, n) => {
+            h = fnv_u8(h, ARRAY);
+            h = fnv_u32(h, *n);
+            hash_type(h, elem)
+        }
+        TypeDef::Struct(s) => hash_struct(fnv_u8(h, STRUCT), s),
+    }
+}
+
+const fn hash_struct(mut h: u64, s: &StructDef) -> u64 {
+    h = fnv_str(h, s.name);
+    h = fnv_u32(h, s.size);
+    h = fnv_u32(h, s.align);
+    h = fnv_u32(h, s.fields.len());
+    let mut i = 0;
+    while i < s.fields.len() {
+        let f = &s.fields[i];
+        h = fnv_str(h, f.name);
+        h = fnv_u32(h, f.offset);
+        h = hash_type(h, &f.ty);
+        i += 1;
+    }
+    h
+}
+
+impl StructDef {
+    /// The layout fingerprint: FNV-1a of the encoded schema ([`Schema::encode`]), followed by
+    /// the format version. Equal fingerprints mean equal schemas (exactly: same name, fields,
+    /// offsets and types). Never 0 (0 marks an untyped object).
+    #[must_use]
+    pub const fn fingerprint(&self) -> u64 {
+        let mut h = fnv(FNV_OFFSET, &MAGIC);
+        h = hash_struct(h, self);
+        h = fnv(h, &crate::header::FORMAT_VERSION.to_le_bytes());
+        if h == 0 {
+            1
+        } else {
+            h
+        }
+    }
+
+    /// The owned form, as it would be read back from an object.
+    #[must_use]
+    pub fn to_schema(&self) -> Schema {
+        Schema {
+            name: self.name.to_owned(),
+            size: self.size,
+            align: self.align,
+            fields: self
+                .fields
+                .iter()
+                .map(|f| Field {
+                    name: f.name.to_owned(),
+                    offset: f.offset,
+                    ty: type_of(&f.ty),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn type_of(t: &TypeDef) -> Type {
+    match t {
+        TypeDef::Scalar(s) => Type::Scalar(*s),
+        TypeDef::Atomic(s) => Type::Atomic(*s),
+        TypeDef::Array(e, n) => Type::Array(Box::new(type_of(e)), *n),
+        TypeDef::Struct(s) => Type::Struct(Box::new(s.to_schema())),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The owned schema, as read from an object.
+
+/// A struct's schema: its name, size, alignment and fields in order. Nested structs are
+/// described the same way ([`Type::Struct`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Schema {
+    /// The struct's name.
+    pub name: String,
+    /// `size_of` the struct.
+    pub size: usize,
+    /// `align_of` the struct.
+    pub align: usize,
+    /// Its fields in declaration order.
+    pub fields: Vec<Field>,
+}
+
+/// One field of a [`Schema`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Field {
+    /// The field's name.
+    pub name: String,
+    /// Its offset in the struct.
+    pub offset: usize,
+    /// Its type.
+    pub ty: Type,
+}
+
+/// A field's type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Type {
+    /// A number.
+    Scalar(Scalar),
+    /// An atomic integer (same bytes as the scalar).
+    Atomic(Scalar),
+    /// An array of a type, with its length.
+    Array(Box<Type>, usize),
+    /// A nested struct.
+    Struct(Box<Schema>),
+}
+
+impl Type {
+    /// Bytes of one value of this type.
+    #[must_use]
+    pub fn size(&self) -> usize {
+        match self {
+            Type::Scalar(s) | Type::Atomic(s) => s.size(),
+            Type::Array(e, n) => e.size().saturating_mul(*n),
+            Type::Struct(s) => s.size,
+        }
+    }
+
+    /// The element type of a number or atomic.
+    #[must_use]
+    pub fn scalar(&self) -> Option<Scalar> {
+        match self {
+            Type::Scalar(s) | Type::Atomic(s) => Some(*s),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Type {
+    /// Rust syntax: `u32`, `AtomicU32`, `[f64; 3]`, `Vec3`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Type::Scalar(s) => f.write_str(s.name()),
+            Type::Atomic(s) => {
+                let n = s.name();
+                write!(f, "Atomic{}{}", n[..1].to_ascii_uppercase(), &n[1..])
+            }
+            Type::Array(e, n) => write!(f, "[{e}; {n}]"),
+            Type::Struct(s) => f.write_str(&s.name),
+        }
+    }
+}
+
+/// The encoding's first bytes, and its version.
+const MAGIC: [u8; 5] = *b"SMOS\x01";
+const ATOMIC: u8 = 0x40;
+const ARRAY: u8 = 0x20;
+const STRUCT: u8 = 0x30;
+/// Limits a decoder enforces (the encoder refuses to exceed them too).
+pub const MAX_SCHEMA_BYTES: usize = 64 * 1024;
+const MAX_DEPTH: usize = 16;
+const MAX_FIELDS: usize = 4096;
+
+impl Schema {
+    /// The schema's bytes as stored in an object (`docs/FORMAT.md`, "Schema"): little-endian,
+    /// so they mean the same on every host.
+    ///
+    /// # Errors
+    /// A description too large for the format (over 64 KiB, 4096 fields a struct, 16 levels
+    /// of nesting, names over 65535 bytes).
+    pub fn encode(&self) -> Result<Vec<u8>, String> {
+        let mut out = MAGIC.to_vec();
+        encode_struct(self, &mut out, 0)?;
+        if out.len() > MAX_SCHEMA_BYTES {
+            return Err(format!(
+                "the schema of `{}` takes {} bytes, more than the {MAX_SCHEMA_BYTES} an object stores",
+                self.name,
+                out.len()
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Decodes and validates stored schema bytes. Untrusted input: never panics; every offset,
+    /// size and count is checked (fields inside the struct, in order, not overlapping, each
+    /// as large as its type).
+    ///
+    /// # Errors
+    /// What is malformed, for a [`NotAnObject`](crate::ErrorKind::NotAnObject) error.
+    pub fn decode(bytes: &[u8]) -> Result<Schema, String> {
+        if bytes.len() > MAX_SCHEMA_BYTES {
+            return Err(format!("the schema has {} bytes, over the limit", bytes.len()));
+        }
+        let mut r = Reader { bytes, at: 0 };
+        if r.take(MAGIC.len())? != MAGIC {
+            return Err("the schema does not start with `SMOS` version 1".into());
+        }
+        let s = decode_struct(&mut r, 0)?;
+        if r.at != bytes.len() {
+            return Err(format!(
+                "{} bytes follow the schema's end",
+                bytes.len() - r.at
+            ));
+        }
+        Ok(s)
+    }
+
+    /// The append-only evolution rule: `Ok` if `self` (the struct this process uses) is a
+    /// prefix of `object` (the schema stored in the object): the same name, and `self`'s fields
+    /// equal to `object`'s first fields (names, offsets, types). Otherwise the first
+    /// difference, in words, naming the field.
+    ///
+    /// # Errors
+    /// The first field that differs and how.
+    pub fn check_prefix(&self, object: &Schema) -> Result<(), String> {
+        if self.name != object.name {
+            return Err(format!(
+                "the object holds `{}`, not `{}`",
+                object.name, self.name
+            ));
+        }
+        for (i, mine) in self.fields.iter().enumerate() {
+            let Some(theirs) = object.fields.get(i) else {
+                return Err(format!(
+                    "field `{}` is missing from the object: it was created by an older build of `{}` with {} field{}",
+                    mine.name,
+                    self.name,
+                    object.fields.len(),
+                    if object.fields.len() == 1 { "" } else { "s" }
+                ));
+            };
+            if mine.name != theirs.name {
+                return Err(format!(
+                    "field {} is `{}` here, `{}` in the object (fields may only be appended, never renamed or reordered)",
+                    i + 1,
+                    mine.name,
+                    theirs.name
+                ));
+            }
+            if mine.ty != theirs.ty {
+                return Err(format!(
+                    "field `{}`: `{}` here, `{}` in the object",
+                    mine.name, mine.ty, theirs.ty
+                ));
+            }
+            if mine.offset != theirs.offset {
+                return Err(format!(
+                    "field `{}`: at offset {} here, {} in the object",
+                    mine.name, mine.offset, theirs.offset
+                ));
+            }
+        }
+        if self.size > object.size {
+            return Err(format!(
+                "`{}` is {} bytes here but {} in the object: an object never grows in place",
+                self.name, self.size, object.size
+            ));
+        }
+        Ok(())
+    }
+
+    /// Finds a field or element by path: `pos`, `pos[1]`, `pose.position.x`,
+    /// `waypoints[2].x`. Returns its offset in the struct and its type.
+    ///
+    /// # Errors
+    /// The path's first unknown part, naming it.
+    pub fn resolve(&self, path: &str) -> Result<(usize, &Type), String> {
+        let mut parts = PathParts::new(path);
+        let Some(PathPart::Name(first)) = parts.next()? else {
+            return Err(format!("`{path}` does not start with a field name"));
+        };
+        let field = self.field(first).ok_or_else(|| {
+            format!(
+                "no field `{first}` in `{}` (its fields: {})",
+                self.name,
+                self.field_names()
+            )
+        })?;
+        let (mut offset, mut ty) = (field.offset, &field.ty);
+        while let Some(part) = parts.next()? {
+            match (part, ty) {
+                (PathPart::Index(i), Type::Array(e, n)) => {
+                    if i >= *n {
+                        return Err(format!(
+                            "index {i} is out of range in `{path}`: the array has {n} elements"
+                        ));
+                    }
+                    offset += i * e.size();
+                    ty = e;
+                }
+                (PathPart::Name(name), Type::Struct(s)) => {
+                    let f = s.field(name).ok_or_else(|| {
+                        format!(
+                            "no field `{name}` in `{}` (in `{path}`; its fields: {})",
+                            s.name,
+                            s.field_names()
+                        )
+                    })?;
+                    offset += f.offset;
+                    ty = &f.ty;
+                }
+                (PathPart::Index(i), t) => {
+                    return Err(format!("`{path}`: `[{i}]` indexes a `{t}`, not an array"));
+                }
+                (PathPart::Name(name), t) => {
+                    return Err(format!("`{path}`: `.{name}` on a `{t}`, not a struct"));
+                }
+            }
+        }
+        Ok((offset, ty))
+    }
+
+    fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    fn field_names(&self) -> String {
+        self.fields
+            .iter()
+            .map(|f| format!("`{}`", f.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Decodes a whole value of this struct from its bytes (at least `size` of them).
+    #[must_use]
+    pub fn decode_value(&self, bytes: &[u8]) -> Value {
+        decode_value(&Type::Struct(Box::new(self.clone())), bytes)
+    }
+
+    /// Every field of the struct with its value, flattened to paths (`pos[1]`, `a.b`).
+    #[must_use]
+    pub fn describe_layout(&self) -> Vec<(String, usize, String)> {
+        let mut out = Vec::new();
+        for f in &self.fields {
+            out.push((f.name.clone(), f.offset, f.ty.to_string()));
+            if let Type::Struct(s) = &f.ty {
+                for (p, o, t) in s.describe_layout() {
+                    out.push((format!("{}.{p}", f.name), f.offset + o, t));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn put_u16(out: &mut Vec<u8>, v: usize, what: &str) -> Result<(), String> {
+    let v = u16::try_from(v).map_err(|_| format!("{what} is too long ({v} bytes)"))?;
+    out.extend_from_slice(&v.to_le_bytes());
+    Ok(())
+}
+
+fn put_u32(out: &mut Vec<u8>, v: usize, what: &str) -> Result<(), String> {
+    let v = u32::try_from(v).map_err(|_| format!("{what} ({v}) does not fit the format"))?;
+    out.extend_from_slice(&v.to_le_bytes());
+    Ok(())
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) -> Result<(), String> {
+    put_u16(out, s.len(), &format!("the name `{s}`"))?;
+    out.extend_from_slice(s.as_bytes());
+    Ok(())
+}
+
+fn encode_struct(s: &Schema, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
+    if depth > MAX_DEPTH {
+        return Err(format!(
+            "`{}` is nested more than {MAX_DEPTH} levels deep",
+            s.name
+        ));
+    }
+    if s.fields.len() > MAX_FIELDS {
+        return Err(format!("`{}` has more than {MAX_FIELDS} fields", s.name));
+    }
+    put_str(out, &s.name)?;
+    put_u32(out, s.size, "the struct size")?;
+    put_u32(out, s.align, "the alignment")?;
+    put_u32(out, s.fields.len(), "the field count")?;
+    for f in &s.fields {
+        put_str(out, &f.name)?;
+        put_u32(out, f.offset, "a field offset")?;
+        encode_type(&f.ty, out, depth)?;
+    }
+    Ok(())
+}
+
+fn encode_type(t: &Type, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
+    match t {
+        Type::Scalar(s) => out.push(s.tag()),
+        Type::Atomic(s) => out.push(ATOMIC | s.tag()),
+        Type::Array(e, n) => {
+            out.push(ARRAY);
+            put_u32(out, *n, "an array length")?;
+            encode_type(e, out, depth + 1)?;
+        }
+        Type::Struct(s) => {
+            out.push(STRUCT);
+            encode_struct(s, out, depth + 1)?;
+        }
+    }
+    Ok(())
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(|| format!("the schema ends early (at byte {})", self.at))?;
+        let s = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<usize, String> {
+        let b = self.take(2)?;
+        Ok(usize::from(u16::from_le_bytes([b[0], b[1]])))
+    }
+    fn u32(&mut self) -> Result<usize, String> {
+        let b = self.take(4)?;
+        usize::try_from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .map_err(|_| "a number in the schema does not fit this machine".to_owned())
+    }
+    fn str(&mut self) -> Result<String, String> {
+        let n = self.u16()?;
+        let at = self.at;
+        let b = self.take(n)?;
+        let s = std::str::from_utf8(b)
+            .map_err(|_| format!("a name at byte {at} of the schema is not UTF-8"))?;
+        if s.is_empty() {
+            return Err(format!("an empty name at byte {at} of the schema"));
+        }
+        Ok(s.to_owned())
+    }
+}
+
+fn decode_struct(r: &mut Reader<'_>, depth: usize) -> Result<Schema, String> {
+    if depth > MAX_DEPTH {
+        return Err(format!("nested more than {MAX_DEPTH} levels deep"));
+    }
+    let name = r.str()?;
+    let size = r.u32()?;
+    let align = r.u32()?;
+    let n = r.u32()?;
+    if !align.is_power_of_two() || align > 4096 || size % align != 0 {
+        return Err(format!(
+            "`{name}` has size {size} and alignment {align}, which no struct has"
+        ));
+    }
+    if n > MAX_FIELDS {
+        return Err(format!("`{name}` claims {n} fields"));
+    }
+    let mut fields: Vec<Field> = Vec::with_capacity(n.min(64));
+    let mut end = 0usize;
+    for _ in 0..n {
+        let fname = r.str()?;
+        let offset = r.u32()?;
+        let ty = decode_type(r, depth)?;
+        let fsize = ty.size();
+        if offset < end || offset.checked_add(fsize).is_none_or(|e| e > size) {
+            return Err(format!(
+                "field `{fname}` of `{name}` (offset {offset}, {fsize} bytes) overlaps another or lies outside the struct's {size} bytes"
+            ));
+        }
+        if fields.iter().any(|f| f.name == fname) {
+            return Err(format!("field `{fname}` appears twice in `{name}`"));
+        }
+        end = offset + fsize;
+        fields.push(Field {
+            name: fname,
+            offset,
+            ty,
+        });
+    }
+    Ok(Schema {
+        name,
+        size,
+        align,
+        fields,
+    })
+}
+
+fn decode_type(r: &mut Reader<'_>, depth: usize) -> Result<Type, String> {
+    let at = r.at;
+    let tag = r.u8()?;
+    if let Some(s) = Scalar::from_tag(tag) {
+        return Ok(Type::Scalar(s));
+    }
+    if tag & ATOMIC != 0 {
+        return match Scalar::from_tag(tag & !ATOMIC) {
+            Some(s) if !s.is_float() => Ok(Type::Atomic(s)),
+            _ => Err(format!("unknown type tag {tag:#04x} at byte {at}")),
+        };
+    }
+    match tag {
+        ARRAY => {
+            let n = r.u32()?;
+            let e = decode_type(r, depth + 1)?;
+            if e.size().checked_mul(n).is_none_or(|s| s > u32::MAX as usize) {
+                return Err(format!("an array at byte {at} is too large"));
+            }
+            Ok(Type::Array(Box::new(e), n))
+        }
+        STRUCT => Ok(Type::Struct(Box::new(decode_struct(r, depth + 1)?))),
+        _ => Err(format!("unknown type tag {tag:#04x} at byte {at}")),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values.
+
+/// A field's value, decoded by its schema type.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// An unsigned integer (`u8`..`u64` and their atomics).
+    Unsigned(u64),
+    /// A signed integer.
+    Signed(i64),
+    /// A float (`f32` values widened exactly).
+    Float(f64),
+    /// An array's elements.
+    Array(Vec<Value>),
+    /// A nested struct's fields, in order.
+    Struct(Vec<(String, Value)>),
+}
+
+impl fmt::Display for Value {
+    /// `7`, `-3`, `1.5`, `[1.0, 2.0, 3.0]`, `{x: 1.0, y: 2.0}`. Floats always show a decimal
+    /// point or exponent, and round-trip exactly.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Unsigned(v) => write!(f, "{v}"),
+            Value::Signed(v) => write!(f, "{v}"),
+            Value::Float(v) => write!(f, "{v:?}"),
+            Value::Array(items) => {
+                f.write_str("[")?;
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{v}")?;
+                }
+                f.write_str("]")
+            }
+            Value::Struct(fields) => {
+                f.write_str("{")?;
+                for (i, (n, v)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{n}: {v}")?;
+                }
+                f.write_str("}")
+            }
+        }
+    }
+}
+
+/// Decodes the value of type `ty` at the start of `bytes` (native-endian, as in the object).
+/// Bytes missing at the end read as 0 (never a panic).
+#[must_use]
+pub fn decode_value(ty: &Type, bytes: &[u8]) -> Value {
+    match ty {
+        Type::Scalar(s) | Type::Atomic(s) => {
+            let mut b = [0u8; 8];
+            let n = s.size().min(bytes.len());
+            b[..n].copy_from_slice(&bytes[..n]);
+            match s {
+                Scalar::U8 => Value::Unsigned(u64::from(b[0])),
+                Scalar::U16 => Value::Unsigned(u64::from(u16::from_ne_bytes([b[0], b[1]]))),
+                Scalar::U32 => Value::Unsigned(u64::from(u32::from_ne_bytes([
+                    b[0], b[1], b[2], b[3],
+                ]))),
+                Scalar::U64 => Value::Unsigned(u64::from_ne_bytes(b)),
+                Scalar::I8 => Value::Signed(i64::from(b[0] as i8)),
+                Scalar::I16 => Value::Signed(i64::from(i16::from_ne_bytes([b[0], b[1]]))),
+                Scalar::I32 => Value::Signed(i64::from(i32::from_ne_bytes([
+                    b[0], b[1], b[2], b[3],
+                ]))),
+                Scalar::I64 => Value::Signed(i64::from_ne_bytes(b)),
+                Scalar::F32 => Value::Float(f64::from(f32::from_ne_bytes([b[0], b[1], b[2], b[3]]))),
+                Scalar::F64 => Value::Float(f64::from_ne_bytes(b)),
+            }
+        }
+        Type::Array(e, n) => {
+            let es = e.size();
+            Value::Array(
+                (0..*n)
+                    .map(|i| decode_value(e, bytes.get(i * es..).unwrap_or(&[])))
+                    .collect(),
+            )
+        }
+        Type::Struct(s) => Value::Struct(
+            s.fields
+                .iter()
+                .map(|f| {
+                    (
+                        f.name.clone(),
+                        decode_value(&f.ty, bytes.get(f.offset..).unwrap_or(&[])),
+                    )
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// Encodes `v` as type `ty` into the start of `out` (native-endian), range-checked: an integer
+/// that does not fit, a float for an integer, or an array of the wrong length is an error
+/// (naming `what`) and nothing is written.
+///
+/// # Errors
+/// Why `v` is not a `ty`.
+pub fn encode_value(ty: &Type, v: &Value, what: &str, out: &mut [u8]) -> Result<(), String> {
+    let mut buf = vec![0u8; ty.size()];
+    encode_into(ty, v, what, &mut buf)?;
+    let dst = out
+        .get_mut(..buf.len())
+        .ok_or_else(|| format!("`{what}` does not fit the buffer"))?;
+    dst.copy_from_slice(&buf);
+    Ok(())
+}
+
+fn encode_into(ty: &Type, v: &Value, what: &str, out: &mut [u8]) -> Result<(), String> {
+    match (ty, v) {
+        (Type::Scalar(s) | Type::Atomic(s), _) => {
+            let bytes = scalar_bytes(*s, v)
+                .map_err(|why| format!("`{what}` is a `{ty}`: {why}"))?;
+            out[..s.size()].copy_from_slice(&bytes[..s.size()]);
+            Ok(())
+        }
+        (Type::Array(e, n), Value::Array(items)) => {
+            if items.len() != *n {
+                return Err(format!(
+                    "`{what}` is a `{ty}`: {} values given, {n} needed",
+                    items.len()
+                ));
+            }
+            let es = e.size();
+            for (i, item) in items.iter().enumerate() {
+                encode_into(e, item, &format!("{what}[{i}]"), &mut out[i * es..])?;
+            }
+            Ok(())
+        }
+        (Type::Struct(s), Value::Struct(fields)) => {
+            for (name, fv) in fields {
+                let f = s.field(name).ok_or_else(|| {
+                    format!("`{what}` is a `{}`, which has no field `{name}`", s.name)
+                })?;
+                encode_into(&f.ty, fv, &format!("{what}.{name}"), &mut out[f.offset..])?;
+            }
+            Ok(())
+        }
+        (t, v) => Err(format!("`{what}` is a `{t}`, not {}", kind_of(v))),
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Unsigned(_) | Value::Signed(_) => "an integer",
+        Value::Float(_) => "a number",
+        Value::Array(_) => "an array",
+        Value::Struct(_) => "a struct",
+    }
+}
+
+#[allow(clippy::cast_precision_loss)] // integers given for floats convert as `as` does
+fn scalar_bytes(s: Scalar, v: &Value) -> Result<[u8; 8], String> {
+    let mut b = [0u8; 8];
+    if s.is_float() {
+        let x = match *v {
+            Value::Float(x) => x,
+            Value::Unsigned(u) => u as f64,
+            Value::Signed(i) => i as f64,
+            _ => return Err(format!("{} given", kind_of(v))),
+        };
+        if s == Scalar::F32 {
+            #[allow(clippy::cast_possible_truncation)]
+            let y = x as f32;
+            if x.is_finite() && !y.is_finite() {
+                return Err(format!("{x} is out of range"));
+            }
+            b[..4].copy_from_slice(&y.to_ne_bytes());
+        } else {
+            b = x.to_ne_bytes();
+        }
+        return Ok(b);
+    }
+    let as_i128 = match *v {
+        Value::Unsigned(u) => i128::from(u),
+        Value::Signed(i) => i128::from(i),
+        Value::Float(x) => {
+            return Err(format!("{x:?} is not an integer"));
+        }
+        _ => return Err(format!("{} given", kind_of(v))),
+    };
+    let bits = s.size() * 8;
+    let (min, max) = if s.is_signed() {
+        (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+    } else {
+        (0, (1i128 << bits) - 1)
+    };
+    if as_i128 < min || as_i128 > max {
+        return Err(format!("{as_i128} is out of range ({min}..={max})"));
+    }
+    let le = (as_i128 as u64).to_ne_bytes();
+    // Native-endian: the low bytes of the u64 are first on little-endian hosts, last on
+    // big-endian ones.
+    if cfg!(target_endian = "little") {
+        b[..s.size()].copy_from_slice(&le[..s.size()]);
+    } else {
+        b[..s.size()].copy_from_slice(&le[8 - s.size()..]);
+    }
+    Ok(b)
+}
+
+/// Parses text as a value of type `ty`: integers (range-checked), floats (`1.5`, `-2e3`,
+/// `nan`, `inf`), arrays `[1, 2, 3]` (nested for nested arrays), and structs
+/// `{x: 1, y: 2}` (fields not named keep their value).
+///
+/// # Errors
+/// Why the text is not a `ty`, naming `what`.
+pub fn parse_value(ty: &Type, text: &str, what: &str) -> Result<Value, String> {
+    let mut p = TextParser {
+        s: text.as_bytes(),
+        at: 0,
+    };
+    let v = p
+        .value(ty, what)
+        .map_err(|e| format!("{e} (in `{what}={text}`)"))?;
+    p.ws();
+    if p.at != p.s.len() {
+        return Err(format!(
+            "`{what}`: unexpected `{}` after the value",
+            &text[p.at..]
+        ));
+    }
+    // Range checks happen here, once, against the type.
+    encode_into(ty, &v, what, &mut vec![0u8; ty.size()])?;
+    Ok(v)
+}
+
+struct TextParser<'a> {
+    s: &'a [u8],
+    at: usize,
+}
+
+impl TextParser<'_> {
+    fn ws(&mut self) {
+        while self.s.get(self.at).is_some_and(u8::is_ascii_whitespace) {
+            self.at += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        self.ws();
+        if self.s.get(self.at) == Some(&c) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn value(&mut self, ty: &Type, what: &str) -> Result<Value, String> {
+        match ty {
+            Type::Scalar(s) | Type::Atomic(s) => self.number(*s, what),
+            Type::Array(e, n) => {
+                if !self.eat(b'[') {
+                    return Err(format!("`{what}` is a `{ty}`: expected `[`"));
+                }
+                let mut items = Vec::new();
+                if !self.eat(b']') {
+                    loop {
+                        items.push(self.value(e, &format!("{what}[{}]", items.len()))?);
+                        if self.eat(b']') {
+                            break;
+                        }
+                        if !self.eat(b',') {
+                            return Err(format!("`{what}`: expected `,` or `]`"));
+                        }
+                    }
+                }
+                if items.len() != *n {
+                    return Err(format!(
+                        "`{what}` is a `{ty}`: {} values given, {n} needed",
+                        items.len()
+                    ));
+                }
+                Ok(Value::Array(items))
+            }
+            Type::Struct(s) => {
+                if !self.eat(b'{') {
+                    return Err(format!("`{what}` is a `{}`: expected `{{`", s.name));
+                }
+                let mut fields = Vec::new();
+                if !self.eat(b'}') {
+                    loop {
+                        self.ws();
+                        let start = self.at;
+                        while self
+                            .s
+                            .get(self.at)
+                            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                        {
+                            self.at += 1;
+                        }
+                        let name = String::from_utf8_lossy(&self.s[start..self.at]).into_owned();
+                        if !self.eat(b':') && !self.eat(b'=') {
+                            return Err(format!("`{what}`: expected `name: value`"));
+                        }
+                        let f = s.field(&name).ok_or_else(|| {
+                            format!("`{what}` is a `{}`, which has no field `{name}`", s.name)
+                        })?;
+                        let v = self.value(&f.ty, &format!("{what}.{name}"))?;
+                        fields.push((name, v));
+                        if self.eat(b'}') {
+                            break;
+                        }
+                        if !self.eat(b',') {
+                            return Err(format!("`{what}`: expected `,` or `}}`"));
+                        }
+                    }
+                }
+                Ok(Value::Struct(fields))
+            }
+        }
+    }
+
+    fn number(&mut self, s: Scalar, what: &str) -> Result<Value, String> {
+        self.ws();
+        let start = self.at;
+        while self
+            .s
+            .get(self.at)
+            .is_some_and(|c| !matches!(c, b',' | b']' | b'}') && !c.is_ascii_whitespace())
+        {
+            self.at += 1;
+        }
+        let tok = std::str::from_utf8(&self.s[start..self.at]).unwrap_or("");
+        if tok.is_empty() {
+            return Err(format!("`{what}` is a `{s}`: a number is missing"));
+        }
+        if s.is_float() {
+            return tok
+                .parse::<f64>()
+                .map(Value::Float)
+                .map_err(|_| format!("`{what}` is a `{s}`: `{tok}` is not a number"));
+        }
+        let (neg, digits) = tok.strip_prefix('-').map_or((false, tok), |d| (true, d));
+        let (radix, digits) = match digits.get(..2) {
+            Some("0x" | "0X") => (16, &digits[2..]),
+            Some("0b" | "0B") => (2, &digits[2..]),
+            _ => (10, digits),
+        };
+        let digits = digits.replace('_', "");
+        let mag = u128::from_str_radix(&digits, radix).map_err(|_| {
+            format!("`{what}` is a `{s}`: `{tok}` is not an integer")
+        })?;
+        let v = if neg {
+            i64::try_from(mag)
+                .ok()
+                .and_then(i64::checked_neg)
+                .map(Value::Signed)
+                .or_else(|| (mag == 1u128 << 63).then_some(Value::Signed(i64::MIN)))
+        } else {
+            u64::try_from(mag).ok().map(Value::Unsigned)
+        };
+        v.ok_or_else(|| format!("`{what}` is a `{s}`: {tok} is out of range"))
+    }
+}
+
+/// One part of a field path.
+enum PathPart<'a> {
+    Name(&'a str),
+    Index(usize),
+}
+
+struct PathParts<'a> {
+    path: &'a str,
+    rest: &'a str,
+    first: bool,
+}
+
+impl<'a> PathParts<'a> {
+    fn new(path: &'a str) -> Self {
+        PathParts {
+            path,
+            rest: path,
+            first: true,
+        }
+    }
+
+    fn next(&mut self) -> Result<Option<PathPart<'a>>, String> {
+        if self.rest.is_empty() {
+            if self.first {
+                return Err("an empty field path".into());
+            }
+            return Ok(None);
+        }
+        let path = self.path;
+        let bad = || format!("`{path}` is not a field path (like `pos`, `pos[1]`, `a.b`)");
+        if let Some(r) = self.rest.strip_prefix('[') {
+            let end = r.find(']').ok_or_else(bad)?;
+            let i = r[..end].trim().parse().map_err(|_| bad())?;
+            self.rest = &r[end + 1..];
+            self.first = false;
+            return Ok(Some(PathPart::Index(i)));
+        }
+        let r = if self.first {
+            self.rest
+        } else {
+            self.rest.strip_prefix('.').ok_or_else(bad)?
+        };
+        let end = r.find(['.', '[']).unwrap_or(r.len());
+        if end == 0 {
+            return Err(bad());
+        }
+        self.rest = &r[end..];
+        self.first = false;
+        Ok(Some(PathPart::Name(&r[..end])))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[repr(C)]
+    struct Vec3 {
+        x: f64,
+        y: f64,
+        z: f64,
+    }
+    const VEC3: StructDef = StructDef {
+        name: "Vec3",
+        size: 24,
+        align: 8,
+        fields: &[
+            FieldDef {
+                name: "x",
+                offset: 0,
+                ty: TypeDef::Scalar(Scalar::F64),
+            },
+            FieldDef {
+                name: "y",
+                offset: 8,
+                ty: TypeDef::Scalar(Scalar::F64),
+            },
+            FieldDef {
+                name: "z",
+                offset: 16,
+                ty: TypeDef::Scalar(Scalar::F64),
+            },
+        ],
+    };
+    const T: StructDef = StructDef {
+        name: "T",
+        size: 64,
+        align: 8,
+        fields: &[
+            FieldDef {
+                name: "seq",
+                offset: 0,
+                ty: TypeDef::Scalar(Scalar::U64),
+            },
+            FieldDef {
+                name: "pos",
+                offset: 8,
+                ty: <[f64; 3] as Describe>::TYPE,
+            },
+            FieldDef {
+                name: "v",
+                offset: 32,
+                ty: TypeDef::Struct(&VEC3),
+            },
+            FieldDef {
+                name: "n",
+                offset: 56,
+                ty: TypeDef::Atomic(Scalar::I32),
+            },
+            FieldDef {
+                name: "m",
+                offset: 60,
+                ty: TypeDef::Scalar(Scalar::U32),
+            },
+        ],
+    };
+
+    #[test]
+    fn encodes_decodes_and_fingerprints_the_same_bytes() {
+        let s = T.to_schema();
+        let bytes = s.encode().unwrap();
+        assert_eq!(Schema::decode(&bytes).unwrap(), s);
+        let h = fnv(fnv(FNV_OFFSET, &bytes), &crate::header::FORMAT_VERSION.to_le_bytes());
+        assert_eq!(T.fingerprint(), h, "the const hash walks the encoded bytes");
+        let _ = std::mem::size_of::<Vec3>();
+    }
+
+    #[test]
+    fn prefix_rule_names_the_first_difference() {
+        let full = T.to_schema();
+        let mut old = full.clone();
+        old.fields.truncate(3);
+        old.size = 56;
+        assert!(old.check_prefix(&full).is_ok());
+        let e = full.check_prefix(&old).unwrap_err();
+        assert!(e.contains("field `n` is missing") && e.contains("3 fields"), "{e}");
+        let mut changed = old.clone();
+        changed.fields[1].ty = Type::Array(Box::new(Type::Scalar(Scalar::F32)), 6);
+        let e = changed.check_prefix(&full).unwrap_err();
+        assert_eq!(e, "field `pos`: `[f32; 6]` here, `[f64; 3]` in the object");
+        let mut reordered = old.clone();
+        reordered.fields.swap(0, 1);
+        assert!(reordered.check_prefix(&full).unwrap_err().contains("`pos` here, `seq`"));
+        let mut renamed = old;
+        renamed.name = "U".into();
+        assert!(renamed.check_prefix(&full).unwrap_err().contains("holds `T`"));
+    }
+
+    #[test]
+    fn resolves_paths() {
+        let s = T.to_schema();
+        assert_eq!(s.resolve("pos[2]").unwrap().0, 24);
+        assert_eq!(s.resolve("v.y").unwrap().0, 40);
+        assert!(s.resolve("pos[3]").unwrap_err().contains("out of range"));
+        assert!(s.resolve("nope").unwrap_err().contains("no field `nope`"));
+        assert!(s.resolve("seq.x").is_err());
+        assert!(s.resolve("v[0]").is_err());
+        assert!(s.resolve("pos[").is_err());
+    }
+
+    #[test]
+    fn values_round_trip_and_are_range_checked() {
+        let s = T.to_schema();
+        let mut buf = vec![0u8; 64];
+        let (off, ty) = s.resolve("pos").unwrap();
+        let v = parse_value(ty, "[1, 2.5, -3e2]", "pos").unwrap();
+        encode_value(ty, &v, "pos", &mut buf[off..]).unwrap();
+        let (off, ty) = s.resolve("n").unwrap();
+        let v = parse_value(ty, "-7", "n").unwrap();
+        encode_value(ty, &v, "n", &mut buf[off..]).unwrap();
+        let all = s.decode_value(&buf);
+        assert_eq!(
+            all.to_string(),
+            "{seq: 0, pos: [1.0, 2.5, -300.0], v: {x: 0.0, y: 0.0, z: 0.0}, n: -7, m: 0}"
+        );
+        let (_, m) = s.resolve("m").unwrap();
+        assert!(parse_value(m, "4294967296", "m").unwrap_err().contains("out of range"));
+        assert!(parse_value(m, "-1", "m").unwrap_err().contains("out of range"));
+        assert!(parse_value(m, "1.5", "m").unwrap_err().contains("not an integer"));
+        let (_, pos) = s.resolve("pos").unwrap();
+        assert!(parse_value(pos, "[1,2]", "pos").unwrap_err().contains("3 needed"));
+        let (_, v) = s.resolve("v").unwrap();
+        assert!(parse_value(v, "{x: 1, w: 2}", "v").unwrap_err().contains("no field `w`"));
+    }
+
+    /// Malformed schema bytes never panic and are refused: random bytes and mutations.
+    #[test]
+    fn decoding_fuzz() {
+        let good = T.to_schema().encode().unwrap();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut refused = 0;
+        for i in 0..100_000u32 {
+            let mut b = good.clone();
+            match i % 3 {
+                0 => b.iter_mut().for_each(|c| *c = next() as u8),
+                1 => {
+                    for _ in 0..=(next() % 4) {
+                        let at = (next() as usize) % b.len();
+                        b[at] = next() as u8;
+                    }
+                }
+                _ => b.truncate((next() as usize) % b.len()),
+            }
+            match Schema::decode(&b) {
+                Ok(s) => {
+                    // Whatever is accepted is self-consistent.
+                    for f in &s.fields {
+                        assert!(f.offset + f.ty.size() <= s.size);
+                    }
+                }
+                Err(_) => refused += 1,
+            }
+        }
+        assert!(refused > 50_000);
+    }
+}
