@@ -208,6 +208,24 @@ impl PrivateSeg {
         // SAFETY: as in `word`, 8-aligned.
         unsafe { std::sync::atomic::AtomicU64::from_ptr(p) }
     }
+
+    /// `N` consecutive `AtomicU64`s from the `i`-th, as one array (a payload of `N` words).
+    ///
+    /// # Panics
+    /// If the words are out of bounds.
+    #[must_use]
+    pub fn words64<const N: usize>(&self, i: usize) -> &[std::sync::atomic::AtomicU64; N] {
+        assert!(
+            (i + N) * 8 <= self.len,
+            "words {i}..{} outside the segment",
+            i + N
+        );
+        let p = self.ptr.as_ptr().cast::<u64>().wrapping_add(i);
+        // SAFETY: in bounds (asserted), 8-aligned (page-aligned base), `[AtomicU64; N]` has the
+        // layout of `[u64; N]`, and the mapping lives as long as `self`; as in `word`, every
+        // access to the shared words is atomic.
+        unsafe { &*p.cast::<[std::sync::atomic::AtomicU64; N]>() }
+    }
 }
 
 impl Drop for PrivateSeg {

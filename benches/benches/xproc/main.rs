@@ -5,9 +5,11 @@
 //! cargo bench -p smobject-benches --bench xproc -- [--smoke] [--force] [pingpong|readers|syscalls]
 //! ```
 //! - `pingpong`: round trips between two processes: raw spin on a shared cache line (the
-//!   floor), smobject publish + spin on `version()`, raw shared futex, smobject
-//!   `wait_for_update`, eventfd, pipe, Unix socket pair (and iceoryx2 with `--features
-//!   iceoryx2`). Variants are interleaved over several rounds so drift hits them alike.
+//!   floor), smobject publish + spin on `version()`, raw 64 B payload each way + flag
+//!   (`raw-spin-64`) against smobject 64 B `write` + spin on `version()` + `read`
+//!   (`smo-spin-read`), raw shared futex, smobject `wait_for_update`, eventfd, pipe, Unix
+//!   socket pair (and iceoryx2 with `--features iceoryx2`). Variants are interleaved over
+//!   several rounds so drift hits them alike.
 //! - `readers`: a reader here under a writer in the other process at a fixed rate, and a
 //!   back-to-back writer: reader latency percentiles, snapshots per second, torn snapshots
 //!   and 10 ms windows without a snapshot (starvation), next to the same reader without writer.

@@ -5,6 +5,7 @@ use super::{
     PrivateSeg, Res, Row, Shared, Small,
 };
 use smobject_benches::keyfile::KeyFile;
+use std::sync::atomic::AtomicU64;
 
 /// One variant: how the parent does one round trip, given the child's arguments.
 pub(super) struct Variant {
@@ -20,6 +21,14 @@ pub(super) const VARIANTS: &[Variant] = &[
     },
     Variant {
         name: "smo-spin",
+        spin: true,
+    },
+    Variant {
+        name: "raw-spin-64",
+        spin: true,
+    },
+    Variant {
+        name: "smo-spin-read",
         spin: true,
     },
     Variant {
@@ -58,6 +67,8 @@ fn label(name: &str) -> &'static str {
     match name {
         "raw-spin" => "raw spin on a shared cache line",
         "smo-spin" => "smobject `write` + spin on `version()`",
+        "raw-spin-64" => "raw ping-pong carrying 64 B each way + flag on its own cache line",
+        "smo-spin-read" => "smobject `write` 64 B + spin on `version()` + `read`",
         "raw-futex" => "raw shared futex",
         "smo-wait" => "smobject `write` + `wait_for_update`",
         "eventfd" => "eventfd",
@@ -99,29 +110,24 @@ pub(super) fn run(rows: &mut Vec<Row>, smoke: bool, only: &[&str]) -> Res<()> {
         }
         Some((h.summary(), total / *n as f64 / 2.0))
     };
-    // (Missing when only some variants were asked for: their ratios are then infinite.)
-    let (floor, floor_oneway) = get("raw-spin").unwrap_or_default();
-    let (futex, futex_oneway) = get("raw-futex").unwrap_or_default();
     let ice_event = get("iox2-event");
     for v in VARIANTS {
         let Some((s, oneway)) = get(v.name) else {
             continue;
         };
-        let (base_name, base, base_oneway, goal) = if v.spin {
-            let goal = if v.name == "smo-spin" {
-                Goal::RatioAtMost(1.3)
-            } else {
-                Goal::None
-            };
-            (label("raw-spin"), floor, floor_oneway, goal)
-        } else {
-            let goal = if v.name == "smo-wait" {
-                Goal::RatioAtMost(1.1)
-            } else {
-                Goal::None
-            };
-            (label("raw-futex"), futex, futex_oneway, goal)
+        // Each variant against the raw variant doing the same work: spin variants against the
+        // shared-cache-line floor, blocking ones against the raw futex, and the 64 B read
+        // round trip against the raw 64 B round trip.
+        let (base_variant, goal) = match v.name {
+            "smo-spin" => ("raw-spin", Goal::RatioAtMost(1.3)),
+            "smo-spin-read" => ("raw-spin-64", Goal::RatioAtMost(2.0)),
+            "smo-wait" => ("raw-futex", Goal::RatioAtMost(1.1)),
+            _ if v.spin => ("raw-spin", Goal::None),
+            _ => ("raw-futex", Goal::None),
         };
+        // (Missing when only some variants were asked for: their ratios are then infinite.)
+        let (base, base_oneway) = get(base_variant).unwrap_or_default();
+        let base_name = label(base_variant);
         let figure = |what: &str| format!("{} ({what})", label(v.name));
         for (what, value, b, g) in [
             ("RT p50", s.p50, base.p50, goal),
@@ -229,6 +235,31 @@ fn one(name: &str, n: u64) -> Res<(Histogram, f64)> {
                     }
                 }
                 Ok(())
+            })?;
+            peer.finish()?;
+            ns
+        }
+        "raw-spin-64" => {
+            let seg = PrivateSeg::new(4096)?;
+            let peer = Peer::spawn(name, &[seg.id().to_string(), total.to_string()])?;
+            let (mine, theirs) = (Line64::parent(&seg), Line64::child(&seg));
+            let ns = timed(&mut |i| {
+                mine.send(i + 1);
+                theirs.wait(i + 1, "the peer")?;
+                theirs.receive(i + 1)
+            })?;
+            peer.finish()?;
+            ns
+        }
+        "smo-spin-read" => {
+            let a = Shared::<Small>::create_at(key.path(), b'A')?;
+            let b = Shared::<Small>::create_at(key.path(), b'B')?;
+            let peer = Peer::spawn(name, &[path, total.to_string()])?;
+            let mut seen = b.version();
+            let ns = timed(&mut |i| {
+                a.write(|t| t.words = [i + 1; 8]);
+                seen = spin_for_update(&b, seen, "the peer")?;
+                check_round(b.read().words[0], i + 1)
             })?;
             peer.finish()?;
             ns
@@ -344,6 +375,32 @@ pub(super) fn child(name: &str, args: &[String]) -> Res<()> {
             }
             Ok(())
         }
+        "raw-spin-64" => {
+            let seg = PrivateSeg::attach(arg(args, 0)?, 4096)?;
+            let total: u64 = arg(args, 1)?;
+            child::ready();
+            let (theirs, mine) = (Line64::parent(&seg), Line64::child(&seg));
+            for i in 0..total {
+                theirs.wait(i + 1, "the parent")?;
+                theirs.receive(i + 1)?;
+                mine.send(i + 1);
+            }
+            Ok(())
+        }
+        "smo-spin-read" => {
+            let path: String = arg(args, 0)?;
+            let total: u64 = arg(args, 1)?;
+            let a = Shared::<Small>::access_at(Path::new(&path), b'A')?;
+            let b = Shared::<Small>::access_at(Path::new(&path), b'B')?;
+            let mut seen = a.version();
+            child::ready();
+            for i in 0..total {
+                seen = spin_for_update(&a, seen, "the parent")?;
+                check_round(a.read().words[0], i + 1)?;
+                b.write(|t| t.words = [i + 1; 8]);
+            }
+            Ok(())
+        }
         "fd" => {
             let (r, w, width, total): (i32, i32, usize, u64) =
                 (arg(args, 0)?, arg(args, 1)?, arg(args, 2)?, arg(args, 3)?);
@@ -357,5 +414,86 @@ pub(super) fn child(name: &str, args: &[String]) -> Res<()> {
             Ok(())
         }
         other => Err(format!("unknown ping-pong role {other}").into()),
+    }
+}
+
+/// One side's half of `raw-spin-64`'s private segment: a 64 B payload and a flag, each on its
+/// own cache line (the parent's on lines 0 and 1, the child's on lines 2 and 3, so each side
+/// owns one 128 B-aligned pair and the adjacent-line prefetcher never pairs the two sides).
+/// The round number `r` (from 1) goes into every payload word and then into the flag.
+struct Line64<'a> {
+    payload: &'a [AtomicU64; 8],
+    flag: &'a AtomicU64,
+}
+
+impl<'a> Line64<'a> {
+    fn parent(seg: &'a PrivateSeg) -> Line64<'a> {
+        Line64 {
+            payload: seg.words64(0),
+            flag: seg.word64(8),
+        }
+    }
+
+    fn child(seg: &'a PrivateSeg) -> Line64<'a> {
+        Line64 {
+            payload: seg.words64(16),
+            flag: seg.word64(24),
+        }
+    }
+
+    /// Writes round `r` into the payload, then publishes it through the flag.
+    #[inline]
+    fn send(&self, r: u64) {
+        for w in self.payload {
+            // Relaxed: made visible by the Release store of the flag below.
+            w.store(r, Ordering::Relaxed);
+        }
+        // Release: pairs with the Acquire load in the other side's `wait`.
+        self.flag.store(r, Ordering::Release);
+    }
+
+    /// Spins until the flag says round `r`.
+    #[inline]
+    fn wait(&self, r: u64, who: &str) -> Res<()> {
+        let mut patience = Patience::spin();
+        // Acquire: pairs with the Release store in `send`, so `receive` sees round `r`.
+        while self.flag.load(Ordering::Acquire) != r {
+            std::hint::spin_loop();
+            patience.tick(who)?;
+        }
+        Ok(())
+    }
+
+    /// Copies the payload (after `wait` for round `r`) and checks it is round `r`'s.
+    #[inline]
+    fn receive(&self, r: u64) -> Res<()> {
+        // Relaxed: ordered after the Acquire load in `wait`; the writer does not touch the
+        // payload again until it has seen this side's answer.
+        let copy: [u64; 8] = std::array::from_fn(|k| self.payload[k].load(Ordering::Relaxed));
+        check_round(std::hint::black_box(copy)[0], r)
+    }
+}
+
+/// Spins until `obj.version()` differs from `seen`; returns the new version.
+#[inline]
+fn spin_for_update(obj: &Shared<Small>, seen: u64, who: &str) -> Res<u64> {
+    let mut patience = Patience::spin();
+    loop {
+        let v = obj.version();
+        if v != seen {
+            return Ok(v);
+        }
+        std::hint::spin_loop();
+        patience.tick(who)?;
+    }
+}
+
+/// An error unless the value received in round `r` carries `r`.
+#[inline]
+fn check_round(got: u64, r: u64) -> Res<()> {
+    if got == r {
+        Ok(())
+    } else {
+        Err(format!("round {r}: received a value of round {got}").into())
     }
 }
