@@ -427,3 +427,72 @@ fn sigint_sigterm_and_exit_without_destructors_leave_nothing_the_next_use_does_n
         );
     }
 }
+
+/// Stores `value` into the 8 header bytes at `offset` of the counter segment `shmid`, as a
+/// program outside the protocol would.
+fn scribble_u64(shmid: i32, offset: usize, value: u64) {
+    // SAFETY: shmat with a null address maps the segment somewhere new; nothing aliases it.
+    let p = unsafe { libc::shmat(shmid, std::ptr::null(), 0) };
+    assert_ne!(p as isize, -1, "shmat");
+    // SAFETY: `offset` is 8-aligned and inside the 1024-byte header of the mapping; the word is
+    // only accessed atomically by smobject, so an atomic store races with nothing.
+    unsafe { std::sync::atomic::AtomicU64::from_ptr(p.cast::<u8>().wrapping_add(offset).cast()) }
+        .store(value, std::sync::atomic::Ordering::SeqCst);
+    // SAFETY: attached above, not used after.
+    unsafe { libc::shmdt(p) };
+}
+
+#[test]
+fn a_half_publish_without_its_backup_is_unrecoverable_not_published() {
+    let kf = KeyFile::new("unrecoverable");
+    let owner = Shared::create_with_at(kf.path(), b'u', Words { words: [3; 32] }).unwrap();
+    let counter = owner.raw().shmids().1;
+    let mut h = Helper::spawn_fault("write:odd", &["t-fault", &kf.arg(), "u", "write", "4"]);
+    assert!(killed(&mut h), "the fault point was not reached");
+    // `seq` is odd; make `backup_seq` (offset 320) disagree, as a scribbler would.
+    scribble_u64(counter, 320, 12_345);
+    let e = owner
+        .lock_timeout(Duration::from_secs(5))
+        .err()
+        .expect("recovered from garbage");
+    assert_eq!(e.kind(), ErrorKind::Unrecoverable, "{e}");
+    assert!(e.to_string().contains("no complete value"), "{e}");
+    assert!(
+        e.hint_text().unwrap().contains("smobject rm --force"),
+        "{e}"
+    );
+    // The refusal is final: the lock is now ENOTRECOVERABLE for everyone.
+    let e = owner
+        .lock_timeout(Duration::from_secs(5))
+        .err()
+        .expect("lock recovered");
+    assert_eq!(e.kind(), ErrorKind::Unrecoverable, "{e}");
+    assert_eq!(e.errno(), Some(libc::ENOTRECOVERABLE), "{e}");
+    // Readers never get a half-written value; a bounded read says so.
+    let e = owner
+        .read_timeout(Duration::from_millis(50))
+        .err()
+        .expect("read garbage");
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    drop(owner);
+    assert!(kf.is_clean(b'u'));
+}
+
+#[test]
+fn an_object_whose_lock_is_another_abi_is_refused() {
+    let kf = KeyFile::new("lock-abi");
+    let owner = Shared::<Words>::create_at(kf.path(), b'a').unwrap();
+    // `lock_abi` at offset 168: say musl, 32-bit, a 24-byte mutex.
+    scribble_u64(owner.raw().shmids().1, 168, 2 | (4 << 8) | (24 << 16));
+    let e = Shared::<Words>::access_at(kf.path(), b'a')
+        .err()
+        .expect("accepted");
+    assert_eq!(e.kind(), ErrorKind::LayoutMismatch, "{e}");
+    assert!(
+        e.to_string()
+            .contains("musl, 32-bit, 24-byte pthread_mutex_t"),
+        "{e}"
+    );
+    drop(owner);
+    assert!(kf.is_clean(b'a'));
+}

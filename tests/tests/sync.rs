@@ -202,7 +202,11 @@ fn write_returns_the_closure_value_and_rolls_back_on_panic() {
     assert_eq!(c.version(), 1, "a discarded write publishes nothing");
     // The writer's private copy held the abandoned change: the next write starts from the
     // published value, not from it.
-    assert_eq!(c.write(|c| c.n), 1, "the next write sees the published value");
+    assert_eq!(
+        c.write(|c| c.n),
+        1,
+        "the next write sees the published value"
+    );
     // The lock was released: a re-entrant write is an error, not a deadlock.
     let g = c.lock().unwrap();
     let e = c.lock().unwrap_err();
