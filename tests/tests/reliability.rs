@@ -453,8 +453,7 @@ fn a_half_publish_without_its_backup_is_unrecoverable_not_published() {
     scribble_u64(counter, 320, 12_345);
     let e = owner
         .lock_timeout(Duration::from_secs(5))
-        .err()
-        .expect("recovered from garbage");
+        .expect_err("recovered from garbage");
     assert_eq!(e.kind(), ErrorKind::Unrecoverable, "{e}");
     assert!(e.to_string().contains("no complete value"), "{e}");
     assert!(
@@ -464,15 +463,13 @@ fn a_half_publish_without_its_backup_is_unrecoverable_not_published() {
     // The refusal is final: the lock is now ENOTRECOVERABLE for everyone.
     let e = owner
         .lock_timeout(Duration::from_secs(5))
-        .err()
-        .expect("lock recovered");
+        .expect_err("lock recovered");
     assert_eq!(e.kind(), ErrorKind::Unrecoverable, "{e}");
     assert_eq!(e.errno(), Some(libc::ENOTRECOVERABLE), "{e}");
     // Readers never get a half-written value; a bounded read says so.
     let e = owner
         .read_timeout(Duration::from_millis(50))
-        .err()
-        .expect("read garbage");
+        .expect_err("read garbage");
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     drop(owner);
     assert!(kf.is_clean(b'u'));
@@ -484,9 +481,7 @@ fn an_object_whose_lock_is_another_abi_is_refused() {
     let owner = Shared::<Words>::create_at(kf.path(), b'a').unwrap();
     // `lock_abi` at offset 168: say musl, 32-bit, a 24-byte mutex.
     scribble_u64(owner.raw().shmids().1, 168, 2 | (4 << 8) | (24 << 16));
-    let e = Shared::<Words>::access_at(kf.path(), b'a')
-        .err()
-        .expect("accepted");
+    let e = Shared::<Words>::access_at(kf.path(), b'a').expect_err("accepted");
     assert_eq!(e.kind(), ErrorKind::LayoutMismatch, "{e}");
     assert!(
         e.to_string()
