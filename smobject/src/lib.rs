@@ -64,6 +64,7 @@ pub mod inspect;
 mod key;
 mod layout;
 mod object;
+pub mod schema;
 mod shared;
 mod smobject;
 mod sync;

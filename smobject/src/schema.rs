@@ -4,6 +4,11 @@
 //! in `docs/FORMAT.md`), and as it is read back ([`Schema`], validated like the header), with
 //! the append-only evolution rule ([`Schema::check_prefix`]) and values by field name
 //! ([`Value`], [`Schema::resolve`]).
+//!
+//! Status: this module is the first part of self-describing objects. The descriptions,
+//! their encoding, the fingerprint over it, the prefix rule and values by field name are
+//! here and tested; `#[shared_memory]` does not generate a `StructDef` yet and objects do
+//! not store their schema yet (format version 2 has no schema block).
 
 use std::fmt;
 
@@ -436,7 +441,10 @@ impl Schema {
     /// What is malformed, for a [`NotAnObject`](crate::ErrorKind::NotAnObject) error.
     pub fn decode(bytes: &[u8]) -> Result<Schema, String> {
         if bytes.len() > MAX_SCHEMA_BYTES {
-            return Err(format!("the schema has {} bytes, over the limit", bytes.len()));
+            return Err(format!(
+                "the schema has {} bytes, over the limit",
+                bytes.len()
+            ));
         }
         let mut r = Reader { bytes, at: 0 };
         if r.take(MAGIC.len())? != MAGIC {
@@ -751,7 +759,10 @@ fn decode_type(r: &mut Reader<'_>, depth: usize) -> Result<Type, String> {
         ARRAY => {
             let n = r.u32()?;
             let e = decode_type(r, depth + 1)?;
-            if e.size().checked_mul(n).is_none_or(|s| s > u32::MAX as usize) {
+            if e.size()
+                .checked_mul(n)
+                .is_none_or(|s| s > u32::MAX as usize)
+            {
                 return Err(format!("an array at byte {at} is too large"));
             }
             Ok(Type::Array(Box::new(e), n))
@@ -823,17 +834,19 @@ pub fn decode_value(ty: &Type, bytes: &[u8]) -> Value {
             match s {
                 Scalar::U8 => Value::Unsigned(u64::from(b[0])),
                 Scalar::U16 => Value::Unsigned(u64::from(u16::from_ne_bytes([b[0], b[1]]))),
-                Scalar::U32 => Value::Unsigned(u64::from(u32::from_ne_bytes([
-                    b[0], b[1], b[2], b[3],
-                ]))),
+                Scalar::U32 => {
+                    Value::Unsigned(u64::from(u32::from_ne_bytes([b[0], b[1], b[2], b[3]])))
+                }
                 Scalar::U64 => Value::Unsigned(u64::from_ne_bytes(b)),
                 Scalar::I8 => Value::Signed(i64::from(b[0] as i8)),
                 Scalar::I16 => Value::Signed(i64::from(i16::from_ne_bytes([b[0], b[1]]))),
-                Scalar::I32 => Value::Signed(i64::from(i32::from_ne_bytes([
-                    b[0], b[1], b[2], b[3],
-                ]))),
+                Scalar::I32 => {
+                    Value::Signed(i64::from(i32::from_ne_bytes([b[0], b[1], b[2], b[3]])))
+                }
                 Scalar::I64 => Value::Signed(i64::from_ne_bytes(b)),
-                Scalar::F32 => Value::Float(f64::from(f32::from_ne_bytes([b[0], b[1], b[2], b[3]]))),
+                Scalar::F32 => {
+                    Value::Float(f64::from(f32::from_ne_bytes([b[0], b[1], b[2], b[3]])))
+                }
                 Scalar::F64 => Value::Float(f64::from_ne_bytes(b)),
             }
         }
@@ -878,8 +891,8 @@ pub fn encode_value(ty: &Type, v: &Value, what: &str, out: &mut [u8]) -> Result<
 fn encode_into(ty: &Type, v: &Value, what: &str, out: &mut [u8]) -> Result<(), String> {
     match (ty, v) {
         (Type::Scalar(s) | Type::Atomic(s), _) => {
-            let bytes = scalar_bytes(*s, v)
-                .map_err(|why| format!("`{what}` is a `{ty}`: {why}"))?;
+            let bytes =
+                scalar_bytes(*s, v).map_err(|why| format!("`{what}` is a `{ty}`: {why}"))?;
             out[..s.size()].copy_from_slice(&bytes[..s.size()]);
             Ok(())
         }
@@ -919,6 +932,7 @@ fn kind_of(v: &Value) -> &'static str {
 }
 
 #[allow(clippy::cast_precision_loss)] // integers given for floats convert as `as` does
+#[allow(clippy::many_single_char_names)] // s(calar), v(alue), b(ytes), x, y: a short numeric body
 fn scalar_bytes(s: Scalar, v: &Value) -> Result<[u8; 8], String> {
     let mut b = [0u8; 8];
     if s.is_float() {
@@ -1108,9 +1122,8 @@ impl TextParser<'_> {
             _ => (10, digits),
         };
         let digits = digits.replace('_', "");
-        let mag = u128::from_str_radix(&digits, radix).map_err(|_| {
-            format!("`{what}` is a `{s}`: `{tok}` is not an integer")
-        })?;
+        let mag = u128::from_str_radix(&digits, radix)
+            .map_err(|_| format!("`{what}` is a `{s}`: `{tok}` is not an integer"))?;
         let v = if neg {
             i64::try_from(mag)
                 .ok()
@@ -1246,7 +1259,10 @@ mod tests {
         let s = T.to_schema();
         let bytes = s.encode().unwrap();
         assert_eq!(Schema::decode(&bytes).unwrap(), s);
-        let h = fnv(fnv(FNV_OFFSET, &bytes), &crate::header::FORMAT_VERSION.to_le_bytes());
+        let h = fnv(
+            fnv(FNV_OFFSET, &bytes),
+            &crate::header::FORMAT_VERSION.to_le_bytes(),
+        );
         assert_eq!(T.fingerprint(), h, "the const hash walks the encoded bytes");
         let _ = std::mem::size_of::<Vec3>();
     }
@@ -1259,17 +1275,26 @@ mod tests {
         old.size = 56;
         assert!(old.check_prefix(&full).is_ok());
         let e = full.check_prefix(&old).unwrap_err();
-        assert!(e.contains("field `n` is missing") && e.contains("3 fields"), "{e}");
+        assert!(
+            e.contains("field `n` is missing") && e.contains("3 fields"),
+            "{e}"
+        );
         let mut changed = old.clone();
         changed.fields[1].ty = Type::Array(Box::new(Type::Scalar(Scalar::F32)), 6);
         let e = changed.check_prefix(&full).unwrap_err();
         assert_eq!(e, "field `pos`: `[f32; 6]` here, `[f64; 3]` in the object");
         let mut reordered = old.clone();
         reordered.fields.swap(0, 1);
-        assert!(reordered.check_prefix(&full).unwrap_err().contains("`pos` here, `seq`"));
+        assert!(reordered
+            .check_prefix(&full)
+            .unwrap_err()
+            .contains("`pos` here, `seq`"));
         let mut renamed = old;
         renamed.name = "U".into();
-        assert!(renamed.check_prefix(&full).unwrap_err().contains("holds `T`"));
+        assert!(renamed
+            .check_prefix(&full)
+            .unwrap_err()
+            .contains("holds `T`"));
     }
 
     #[test]
@@ -1300,13 +1325,23 @@ mod tests {
             "{seq: 0, pos: [1.0, 2.5, -300.0], v: {x: 0.0, y: 0.0, z: 0.0}, n: -7, m: 0}"
         );
         let (_, m) = s.resolve("m").unwrap();
-        assert!(parse_value(m, "4294967296", "m").unwrap_err().contains("out of range"));
-        assert!(parse_value(m, "-1", "m").unwrap_err().contains("out of range"));
-        assert!(parse_value(m, "1.5", "m").unwrap_err().contains("not an integer"));
+        assert!(parse_value(m, "4294967296", "m")
+            .unwrap_err()
+            .contains("out of range"));
+        assert!(parse_value(m, "-1", "m")
+            .unwrap_err()
+            .contains("out of range"));
+        assert!(parse_value(m, "1.5", "m")
+            .unwrap_err()
+            .contains("not an integer"));
         let (_, pos) = s.resolve("pos").unwrap();
-        assert!(parse_value(pos, "[1,2]", "pos").unwrap_err().contains("3 needed"));
+        assert!(parse_value(pos, "[1,2]", "pos")
+            .unwrap_err()
+            .contains("3 needed"));
         let (_, v) = s.resolve("v").unwrap();
-        assert!(parse_value(v, "{x: 1, w: 2}", "v").unwrap_err().contains("no field `w`"));
+        assert!(parse_value(v, "{x: 1, w: 2}", "v")
+            .unwrap_err()
+            .contains("no field `w`"));
     }
 
     /// Malformed schema bytes never panic and are refused: random bytes and mutations.
