@@ -37,8 +37,10 @@
 //!   not memory corruption.
 //! - **Concurrency**: [`Shared::read`] returns a consistent snapshot (seqlock, with a locked
 //!   fallback so readers cannot starve); [`Shared::write`] and [`Shared::lock`] are exclusive
-//!   across processes (a robust process-shared mutex); a writer killed mid-write is rolled
-//!   back by the next locker. No `&T` into shared memory exists outside the writer lock.
+//!   across processes (a robust process-shared mutex); a writer edits a private copy that is
+//!   published at once, and one killed while publishing is rolled back by the next locker.
+//!   Every access to the shared bytes is atomic, so no access is a data race by the letter of
+//!   the Rust memory model, and no `&T` or `&mut T` into shared memory ever exists.
 //! - **Lifetime**: the count at offset 0 of the counter segment follows the kernel's attach
 //!   count; create/attach/detach are serialised by an `flock` on the key file, which the
 //!   kernel releases when a process dies; the last one out frees both segments, and a pair
