@@ -372,6 +372,7 @@ impl<T: SharedStruct> Shared<T> {
         self.lock_until(crate::sync::deadline_after(timeout))
     }
 
+    #[inline]
     fn lock_until(&self, deadline: Option<Instant>) -> Result<WriteGuard<'_, T>> {
         let scratch = self
             .scratch

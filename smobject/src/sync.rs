@@ -218,6 +218,7 @@ impl Region {
 
     /// Takes the writer lock (recovering from a dead holder) until `deadline`. `Ok(None)` on
     /// time-out.
+    #[inline]
     fn lock(&self, deadline: Option<Instant>) -> Result<Option<Held>> {
         let m = self.header.mutex();
         let locked = loop {
@@ -255,6 +256,8 @@ impl Region {
     /// Repairs what a writer that died holding the lock left, holding the lock. True if a
     /// half-published write was rolled back. An error leaves the mutex inconsistent, so that
     /// unlocking makes it unrecoverable for everyone.
+    #[cold]
+    #[inline(never)]
     fn recover(&self) -> Result<bool> {
         let s = self.sync();
         let seq = s.seq.load(Ordering::Relaxed);
@@ -294,6 +297,7 @@ impl Region {
     /// publish), or `u64::MAX`; it is read once the lock is held. When it is still current and
     /// the previous holder did not die, the copy from the data is skipped (every change of the
     /// data changes `seq`).
+    #[inline]
     pub(crate) unsafe fn begin_write(
         &self,
         scratch: *mut u8,
@@ -341,6 +345,7 @@ impl Region {
     /// # Safety
     /// `scratch` must hold `len` initialised bytes; `st` must come from
     /// [`begin_write`](Self::begin_write) on this region.
+    #[inline]
     pub(crate) unsafe fn publish(&self, st: &WriteState, scratch: *const u8) -> u64 {
         let s = self.sync();
         // Release: a reader that sees the odd `seq` also sees `backup_seq` and the backup.
@@ -390,6 +395,7 @@ impl Region {
     /// wake: the waiter is then asleep and woken, or its futex compare sees a newer `seq` and
     /// it does not sleep. Self-healing: a registration left by a waiter that died (or timed
     /// out) is cleared by the first publish past it, so writers pay at most two wakes for it.
+    #[inline]
     fn wake_sleepers(&self, published: u64) {
         let s = self.sync();
         let reg = s.sleepers.load(Ordering::SeqCst);
@@ -407,6 +413,7 @@ impl Region {
     }
 
     /// If fallback readers are waiting for the lock, give them a bounded moment to take it.
+    #[inline]
     fn let_readers_in(&self) {
         let s = self.sync();
         let pending = |s: &SyncWords| {
