@@ -42,12 +42,7 @@ pub struct Key {
 fn hash_path(path: &Path) -> u64 {
     use std::os::unix::ffi::OsStrExt;
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    abs.as_os_str()
-        .as_bytes()
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-        })
+    crate::layout::fnv1a(crate::layout::FNV_OFFSET, abs.as_os_str().as_bytes())
 }
 
 impl Key {

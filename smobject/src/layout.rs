@@ -32,8 +32,12 @@ pub trait SharedStruct:
     const C_FIELDS: &'static [crate::__private::CField];
 }
 
-/// 64-bit FNV-1a over `bytes`, continuing from `hash`.
-const fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
+/// The FNV-1a offset basis: where a fresh hash starts.
+pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// 64-bit FNV-1a over `bytes`, continuing from `hash`: the one hash of the crate (layout and
+/// schema fingerprints, key-file path hashes).
+pub(crate) const fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
     let mut i = 0;
     while i < bytes.len() {
         hash ^= bytes[i] as u64;
@@ -48,7 +52,7 @@ const fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
 /// an untyped object in the header.
 #[must_use]
 pub const fn fingerprint(desc: &str, size: usize, align: usize) -> u64 {
-    let mut h = fnv1a(0xcbf2_9ce4_8422_2325, desc.as_bytes());
+    let mut h = fnv1a(FNV_OFFSET, desc.as_bytes());
     h = fnv1a(h, &(size as u64).to_le_bytes());
     h = fnv1a(h, &(align as u64).to_le_bytes());
     h = fnv1a(h, &crate::header::FORMAT_VERSION.to_le_bytes());

@@ -12,6 +12,8 @@
 
 use std::fmt;
 
+use crate::layout::{fnv1a as fnv, FNV_OFFSET};
+
 /// The element types a field can be made of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -228,17 +230,6 @@ impl<T: Describe, const N: usize> Describe for [T; N] {
     const TYPE: TypeDef = TypeDef::Array(&T::TYPE, N);
 }
 
-/// FNV-1a, 64-bit.
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
-    let mut i = 0;
-    while i < bytes.len() {
-        h ^= bytes[i] as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        i += 1;
-    }
-    h
-}
 const fn fnv_u8(h: u64, v: u8) -> u64 {
     fnv(h, &[v])
 }
