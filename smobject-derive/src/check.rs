@@ -222,13 +222,22 @@ fn generics(strukt: &ItemStruct, errors: &mut Errors) {
 /// on, so the bound holds everywhere.
 pub(crate) const MAX_ALIGN: u64 = 4096;
 
-/// The struct needs `#[repr(C)]` and must not be packed. `align(N)` is allowed up to
-/// [`MAX_ALIGN`] (any padding it adds is rejected by the padding check).
-fn repr(strukt: &ItemStruct, errors: &mut Errors) {
-    let name = &strukt.ident;
-    let mut has_c = false;
-    for attr in strukt.attrs.iter().filter(|a| a.path().is_ident("repr")) {
-        // A malformed `repr` is rustc's to report; only what parses is looked at.
+/// What the `#[repr(...)]` attributes of an item say, as far as the checks care.
+#[derive(Default)]
+pub(crate) struct Repr {
+    /// Whether `C` is among them.
+    pub(crate) c: bool,
+    /// Every `packed` or `packed(N)`, by its path.
+    pub(crate) packed: Vec<syn::Path>,
+    /// Every `align(N)`: its path and its parenthesised argument.
+    pub(crate) align: Vec<(syn::Path, Group)>,
+}
+
+/// Reads every `#[repr(...)]` among `attrs`. A malformed `repr` is rustc's to report; only what
+/// parses is looked at.
+pub(crate) fn parse_repr(attrs: &[Attribute]) -> Repr {
+    let mut repr = Repr::default();
+    for attr in attrs.iter().filter(|a| a.path().is_ident("repr")) {
         let _ = attr.parse_nested_meta(|meta| {
             let args = if meta.input.peek(syn::token::Paren) {
                 Some(meta.input.parse::<Group>()?)
@@ -236,23 +245,37 @@ fn repr(strukt: &ItemStruct, errors: &mut Errors) {
                 None
             };
             if meta.path.is_ident("C") {
-                has_c = true;
+                repr.c = true;
             } else if meta.path.is_ident("packed") {
-                errors.push(syn::Error::new_spanned(
-                    &meta.path,
-                    format!(
-                        "`{name}` must not be `packed`: its fields could be unaligned, which makes \
-                         atomics and references to fields unsound; remove `packed` and add explicit \
-                         `_pad` fields instead"
-                    ),
-                ));
-            } else if let (true, Some(args)) = (meta.path.is_ident("align"), &args) {
-                align(name, &meta.path, args, errors);
+                repr.packed.push(meta.path);
+            } else if let (true, Some(args)) = (meta.path.is_ident("align"), args) {
+                repr.align.push((meta.path, args));
             }
             Ok(())
         });
     }
-    if !has_c {
+    repr
+}
+
+/// The struct needs `#[repr(C)]` and must not be packed. `align(N)` is allowed up to
+/// [`MAX_ALIGN`] (any padding it adds is rejected by the padding check).
+fn repr(strukt: &ItemStruct, errors: &mut Errors) {
+    let name = &strukt.ident;
+    let repr = parse_repr(&strukt.attrs);
+    for packed in &repr.packed {
+        errors.push(syn::Error::new_spanned(
+            packed,
+            format!(
+                "`{name}` must not be `packed`: its fields could be unaligned, which makes \
+                 atomics and references to fields unsound; remove `packed` and add explicit \
+                 `_pad` fields instead"
+            ),
+        ));
+    }
+    for (path, args) in &repr.align {
+        align(name, path, args, errors);
+    }
+    if !repr.c {
         errors.push(syn::Error::new_spanned(
             &strukt.ident,
             format!(
@@ -310,7 +333,7 @@ fn derives(attrs: &[Attribute], errors: &mut Errors) {
 }
 
 /// A field behind `#[cfg]` or `#[cfg_attr]` would make two builds of the same struct disagree on
-/// its layout, and the generated size and fingerprint computations list every field as written.
+/// its layout, and the generated size checks and schema list every field as written.
 fn conditional_field(attrs: &[Attribute], errors: &mut Errors) {
     for attr in attrs {
         if attr.path().is_ident("cfg") || attr.path().is_ident("cfg_attr") {
@@ -377,7 +400,7 @@ fn last_ident(ty: &TypePath) -> Option<String> {
 
 /// Records an error for a field type that cannot live in shared memory, looking through arrays
 /// and parentheses. Other types are left to the type-level check.
-fn field_type(ty: &Type, errors: &mut Errors) {
+pub(crate) fn field_type(ty: &Type, errors: &mut Errors) {
     const ADDRESS: &str = "an address is meaningless in another process";
     let message = match ty {
         Type::Array(array) => return field_type(&array.elem, errors),

@@ -4,14 +4,15 @@
 //! error, so the struct still exists and the rest of the user's code does not cascade into
 //! "cannot find type" errors.
 
-use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
-use quote::{quote, quote_spanned, ToTokens};
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Item, ItemStruct, LitByte, LitInt, LitStr};
 
 use crate::args::{self, Configuration};
 use crate::check::{self, Errors};
+use crate::describe;
 
 /// Expands `#[shared_memory(args)] item`.
 pub(crate) fn shared_memory(args: TokenStream, item: &TokenStream) -> TokenStream {
@@ -42,33 +43,32 @@ pub(crate) fn shared_memory(args: TokenStream, item: &TokenStream) -> TokenStrea
 ///
 /// The checks come first: rustc reports the field bounds of the `Sealed` impl (spanned on each
 /// field's type) before the zerocopy derives' errors about the same type (spanned on the
-/// attribute).
+/// attribute). The schema (a hidden `StructDef` const and the `Describe` impl, see
+/// [`describe::schema`]) follows; `SharedStruct::SCHEMA` borrows the same const.
 fn generate(config: &Configuration, strukt: &ItemStruct) -> TokenStream {
     let name = &strukt.ident;
     let type_name = LitStr::new(&name.unraw().to_string(), name.span());
     let path = &config.path;
     let id = LitByte::new(config.id, path.span());
     let mode = LitInt::new(&format!("0o{:o}", config.mode), Span::call_site());
-    let description = LitStr::new(&description(strukt), Span::call_site());
     let checks = layout_checks(strukt);
+    let schema = describe::schema(strukt);
+    let schema_const = syn::Ident::new(describe::SCHEMA_CONST, Span::call_site());
     let c_fields = c_fields(strukt);
     let constructors = constructors(config, strukt);
     quote! {
         const _: () = {
             #checks
 
+            #schema
+
             impl ::smobject::SharedStruct for #name {
                 const PATH: &'static str = #path;
                 const ID: u8 = #id;
                 const MODE: u32 = #mode;
                 const TYPE_NAME: &'static str = #type_name;
-                const FINGERPRINT: u64 = ::smobject::__private::fingerprint(
-                    #description,
-                    ::core::mem::size_of::<Self>(),
-                    ::core::mem::align_of::<Self>(),
-                );
+                const SCHEMA: &'static ::smobject::schema::StructDef = &#schema_const;
                 const C_FIELDS: &'static [::smobject::__private::CField] = &[#(#c_fields),*];
-
             }
 
             #constructors
@@ -295,80 +295,10 @@ fn constructors(config: &Configuration, strukt: &ItemStruct) -> TokenStream {
     }
 }
 
-/// The canonical description hashed into the fingerprint: the struct's name, then every field's
-/// name (or index) and type tokens in order, e.g. `Telemetry{seq:u64;pos:[f64;3];}`.
-///
-/// Written token by token rather than with `TokenStream::to_string`, whose spacing is not
-/// guaranteed to be stable across compiler versions: two builds by different compilers must
-/// agree.
-fn description(strukt: &ItemStruct) -> String {
-    let mut out = strukt.ident.unraw().to_string();
-    out.push('{');
-    for (index, field) in strukt.fields.iter().enumerate() {
-        match &field.ident {
-            Some(ident) => out.push_str(&ident.unraw().to_string()),
-            None => out.push_str(&index.to_string()),
-        }
-        out.push(':');
-        canonical(field.ty.to_token_stream(), &mut out);
-        out.push(';');
-    }
-    out.push('}');
-    out
-}
-
-/// Appends `tokens` to `out` with no whitespace except one space between two words (idents or
-/// literals) that would otherwise merge.
-fn canonical(tokens: TokenStream, out: &mut String) {
-    for token in tokens {
-        match token {
-            TokenTree::Group(group) => {
-                let (open, close) = match group.delimiter() {
-                    Delimiter::Parenthesis => ("(", ")"),
-                    Delimiter::Bracket => ("[", "]"),
-                    Delimiter::Brace => ("{", "}"),
-                    Delimiter::None => ("", ""),
-                };
-                out.push_str(open);
-                canonical(group.stream(), out);
-                out.push_str(close);
-            }
-            TokenTree::Ident(ident) => push_word(out, &ident.to_string()),
-            TokenTree::Literal(literal) => push_word(out, &literal.to_string()),
-            TokenTree::Punct(punct) => out.push(punct.as_char()),
-        }
-    }
-}
-
-/// Appends a word, separated by a space from a preceding word.
-fn push_word(out: &mut String, word: &str) {
-    if out.ends_with(|c: char| c.is_alphanumeric() || c == '_') {
-        out.push(' ');
-    }
-    out.push_str(word);
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{description, shared_memory};
+    use super::shared_memory;
     use quote::quote;
-
-    #[test]
-    fn description_lists_name_fields_and_types() {
-        let strukt = syn::parse_quote! {
-            #[repr(C)]
-            pub struct Telemetry { pub seq: u64, pos: [f64; 3], a: core::sync::atomic::AtomicU32, r#type: u32 }
-        };
-        assert_eq!(
-            description(&strukt),
-            "Telemetry{seq:u64;pos:[f64;3];a:core::sync::atomic::AtomicU32;type:u32;}"
-        );
-        let tuple = syn::parse_quote!(
-            #[repr(C)]
-            struct T(u32, [u8; 4]);
-        );
-        assert_eq!(description(&tuple), "T{0:u32;1:[u8;4];}");
-    }
 
     #[test]
     fn c_types_of_primitives_atomics_arrays_and_structs() {
@@ -439,9 +369,29 @@ mod tests {
             "name : \"a\" , c_type : \"uint32_t\" , atomic : false",
             "offset_of ! (Self , a)",
             ":: core :: mem :: align_of :: < T > () <= 4096",
+            "impl :: smobject :: schema :: Describe for T",
+            "name : \"a\" , offset : :: core :: mem :: offset_of ! (T , a) , ty : < u32 as :: smobject :: schema :: Describe > :: TYPE",
+            "const SCHEMA : & 'static :: smobject :: schema :: StructDef = & __SMOBJECT_SCHEMA",
         ] {
             assert!(out.contains(needle), "{needle} not in {out}");
         }
         assert!(!out.contains("compile_error"), "{out}");
+        assert!(!out.contains("FINGERPRINT"), "provided by the trait: {out}");
+    }
+
+    #[test]
+    fn errors_generate_no_schema() {
+        let out = shared_memory(
+            quote!(path = "/tmp/t", id = 'a'),
+            &quote!(
+                #[repr(C)]
+                struct S {
+                    a: bool,
+                }
+            ),
+        )
+        .to_string();
+        assert_eq!(out.matches("compile_error").count(), 1, "{out}");
+        assert!(!out.contains("Describe"), "{out}");
     }
 }

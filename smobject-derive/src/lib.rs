@@ -1,11 +1,14 @@
-//! The `#[shared_memory]` attribute of `smobject`. Use it through `smobject::shared_memory`.
+//! The `#[shared_memory]` attribute and `#[derive(Describe)]` of `smobject`. Use them through
+//! `smobject::shared_memory` and `smobject::Describe`.
 //!
 //! The pipeline: `args` parses the attribute's arguments, `check` validates the struct
-//! syntactically, `expand` generates the code (or re-emits the item with every error).
+//! syntactically, `expand` generates the code (or re-emits the item with every error), with the
+//! struct's schema from `describe`, which also implements the derive.
 #![forbid(unsafe_code)]
 
 mod args;
 mod check;
+mod describe;
 mod expand;
 
 use proc_macro::TokenStream;
@@ -52,7 +55,8 @@ use proc_macro::TokenStream;
 /// and how to fix it, every error reported at once, each on the offending token:
 ///
 /// - the item is a struct (not an enum, a union or a function) with named fields or a tuple
-///   struct (both are supported; tuple fields are described by their index);
+///   struct (both are supported; a tuple struct's fields are named `_0`, `_1`, ... in its
+///   schema);
 /// - it has no lifetime, type or const parameter and no `where` clause;
 /// - it has `#[repr(C)]`: the default `repr(Rust)` layout is unspecified and may differ
 ///   between builds, so two processes could disagree on field offsets;
@@ -75,12 +79,40 @@ use proc_macro::TokenStream;
 /// Then at the type level, so that nothing hidden behind a type alias or a macro slips
 /// through: the struct derives zerocopy's `FromBytes` (every field is valid for any bytes
 /// another process writes) and `IntoBytes` (no padding, so no uninitialised byte is ever
-/// published), and const asserts check that the struct is not zero-sized, that its size is
+/// published), every field's type must implement `smobject::schema::Describe` (reported at the
+/// field), and const asserts check that the struct is not zero-sized, that its size is
 /// the sum of its fields' sizes (no padding; add an explicit `_pad` field where the compiler
 /// would insert some) and that it is aligned to at most 4096 bytes (a field type with a larger
-/// `align(N)` is refused there). Atomics (`AtomicU32`, `core::sync::atomic::AtomicU64`, ...) and nested
-/// structs that implement both zerocopy traits (for example another `#[shared_memory]`
-/// struct) are fine as fields.
+/// `align(N)` is refused there).
+///
+/// Numbers (`u8` to `u128`, `i8` to `i128`, `usize`, `isize`, `f32`, `f64`), atomics
+/// (`AtomicU32`, `core::sync::atomic::AtomicU64`, ...), arrays of them and nested structs are
+/// fine as fields. A nested struct must implement both zerocopy traits and `Describe`: another
+/// `#[shared_memory]` struct does, and a plain `#[repr(C)]` struct does with
+/// `#[derive(smobject::Describe)]` next to zerocopy's derives:
+///
+/// ```ignore
+/// use smobject::__private::zerocopy; // or your own `zerocopy` dependency
+///
+/// #[repr(C)]
+/// #[derive(Clone, Copy, zerocopy::FromBytes, zerocopy::IntoBytes, smobject::Describe)]
+/// #[zerocopy(crate = "smobject::__private::zerocopy")]
+/// pub struct Vec3 {
+///     pub x: f64,
+///     pub y: f64,
+///     pub z: f64,
+/// }
+///
+/// #[smobject::shared_memory(path = "/tmp/robot", id = 'r')]
+/// #[repr(C)]
+/// pub struct Robot {
+///     pub seq: u64,
+///     pub waypoints: [Vec3; 4],
+/// }
+///
+/// let schema = <Robot as smobject::SharedStruct>::SCHEMA;
+/// assert_eq!(schema.fields[1].name, "waypoints");
+/// ```
 ///
 /// On any error the struct is emitted unchanged next to the errors, so code that uses it does
 /// not cascade into further errors.
@@ -90,10 +122,15 @@ use proc_macro::TokenStream;
 /// The struct itself, unchanged, with `#[derive(FromBytes, IntoBytes)]` (zerocopy, through
 /// `smobject`'s re-export) added after its own attributes, and:
 ///
-/// - an implementation of `smobject::SharedStruct` carrying `PATH`, `ID`, `MODE`, `TYPE_NAME`
-///   and a `FINGERPRINT` that hashes the struct's name, each field's name and type tokens in
-///   order, its size and its alignment (so two builds share an object only if they agree on
-///   its layout);
+/// - its schema, as `#[derive(smobject::Describe)]` generates it: an implementation of
+///   `smobject::schema::Describe` whose `TYPE` is a `TypeDef::Struct` holding a `StructDef` with
+///   the struct's name, size and alignment and, for every field in order, its name (`_0`, `_1`,
+///   ... for a tuple struct; `r#type` is `type`), its `offset_of!` and its type's
+///   `Describe::TYPE`. So a `#[shared_memory]` struct can itself be a field of another;
+/// - an implementation of `smobject::SharedStruct` carrying `PATH`, `ID`, `MODE`, `TYPE_NAME`,
+///   the `SCHEMA` above (stored in every object the struct creates, and checked by the prefix
+///   rule on attach) and `C_FIELDS`; its `FINGERPRINT` is computed from `SCHEMA` (so two builds
+///   share an object only if they agree on its layout);
 /// - three associated functions with the struct's visibility:
 ///   - `fn create() -> smobject::Result<smobject::Shared<Self>>`, which calls
 ///     `smobject::Shared::create_at(PATH, ID)`;
@@ -111,4 +148,55 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn shared_memory(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::shared_memory(args.into(), &item.into()).into()
+}
+
+/// Describes a plain `#[repr(C)]` struct so that it can be a field of a `#[shared_memory]`
+/// struct: implements `smobject::schema::Describe`, whose `TYPE` lists the struct's name, size,
+/// alignment and, for every field in order, its name, offset and type. The schema of a
+/// `#[shared_memory]` struct, which includes its nested structs', is stored in every object it
+/// creates and checked on attach.
+///
+/// ```ignore
+/// use smobject::__private::zerocopy; // or your own `zerocopy` dependency
+///
+/// #[repr(C)]
+/// #[derive(Clone, Copy, zerocopy::FromBytes, zerocopy::IntoBytes, smobject::Describe)]
+/// #[zerocopy(crate = "smobject::__private::zerocopy")]
+/// pub struct Vec3 {
+///     pub x: f64,
+///     pub y: f64,
+///     pub z: f64,
+/// }
+///
+/// #[smobject::shared_memory(path = "/tmp/pose", id = 'p')]
+/// #[repr(C)]
+/// pub struct Pose {
+///     pub position: Vec3,
+///     pub velocity: Vec3,
+/// }
+///
+/// use smobject::schema::{Describe, TypeDef};
+/// let TypeDef::Struct(vec3) = <Vec3 as Describe>::TYPE else { unreachable!() };
+/// assert_eq!((vec3.name, vec3.size, vec3.fields[2].name, vec3.fields[2].offset), ("Vec3", 24, "z", 16));
+/// ```
+///
+/// Requirements, each reported on the offending token with what to do:
+///
+/// - the item is a struct (named fields or a tuple struct, whose fields are named `_0`, `_1`,
+///   ...), not an enum or a union;
+/// - it has `#[repr(C)]` and is not `packed`: the default `repr(Rust)` layout is unspecified
+///   and may differ between builds, so two processes could disagree on field offsets;
+/// - it has no lifetime, type or const parameter and no `where` clause: a schema describes one
+///   concrete layout (declare one struct per instantiation);
+/// - no field is of a type rejected by `#[shared_memory]` as written (references, pointers,
+///   `bool`, `char`, heap types, ...), and every field's type implements `Describe` itself
+///   (numbers, atomics, arrays, other described structs).
+///
+/// The derive does not make the struct byte-safe: derive zerocopy's `FromBytes` and
+/// `IntoBytes` yourself, as above (`#[shared_memory]` requires both of its fields' types, and
+/// `IntoBytes` rejects padding). The generated code uses absolute paths only and no `unsafe`,
+/// so it compiles under `#![no_implicit_prelude]` and `#![forbid(unsafe_code)]`.
+#[proc_macro_derive(Describe)]
+pub fn derive_describe(item: TokenStream) -> TokenStream {
+    describe::derive(item.into()).into()
 }

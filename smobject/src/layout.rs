@@ -6,8 +6,8 @@ use crate::__private::Sealed;
 ///
 /// Implemented only by [`#[shared_memory]`](crate::shared_memory), which checks the struct's
 /// layout at compile time (`#[repr(C)]`, no padding, every field valid for every byte pattern)
-/// and fills in the key, the mode and the layout fingerprint. The trait is sealed: implementing
-/// it by hand is not supported.
+/// and fills in the key, the mode and the struct's schema (from which the layout fingerprint
+/// is computed). The trait is sealed: implementing it by hand is not supported.
 ///
 /// The bounds are the type-level half of the layout check: [`zerocopy::FromBytes`] (any bytes
 /// another process wrote are a valid `Self`) and [`zerocopy::IntoBytes`] (no padding, so no
@@ -21,12 +21,18 @@ pub trait SharedStruct:
     const ID: u8;
     /// The permission bits the segments are created with (`mode = 0o...`, default `0o600`).
     const MODE: u32;
-    /// The struct's name, stored in the header and shown in errors and by the CLI.
+    /// The struct's name, stored in the header and shown in errors and by the CLI. Equal to
+    /// `SCHEMA.name`.
     const TYPE_NAME: &'static str;
-    /// A hash of the struct's name, its fields' names and types in order, its size and
-    /// alignment and the runtime's format version. Two builds share an object only when their
-    /// fingerprints agree.
-    const FINGERPRINT: u64;
+    /// The struct's schema: its name, size and alignment and, for every field in order, its
+    /// name, offset and type (nested structs described the same way). Stored in every object
+    /// the struct creates, and checked by the prefix rule
+    /// ([`Schema::check_prefix`](crate::schema::Schema::check_prefix)) on attach.
+    const SCHEMA: &'static crate::schema::StructDef;
+    /// The layout fingerprint: FNV-1a of the encoded schema ([`Self::SCHEMA`]) and the format
+    /// version ([`StructDef::fingerprint`](crate::schema::StructDef::fingerprint)). Equal
+    /// fingerprints mean equal schemas. Never 0.
+    const FINGERPRINT: u64 = Self::SCHEMA.fingerprint();
     /// The struct's fields as C declares them (name, C type, array dimensions, offset, size),
     /// in order: what [`c_header`](crate::c_header()) writes a C header from.
     const C_FIELDS: &'static [crate::__private::CField];
@@ -45,35 +51,4 @@ pub(crate) const fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
         i += 1;
     }
     hash
-}
-
-/// The layout fingerprint of a struct described by `desc` (its name and its fields' names and
-/// type tokens, as the macro writes them) with the given size and alignment. Never 0: 0 marks
-/// an untyped object in the header.
-#[must_use]
-pub const fn fingerprint(desc: &str, size: usize, align: usize) -> u64 {
-    let mut h = fnv1a(FNV_OFFSET, desc.as_bytes());
-    h = fnv1a(h, &(size as u64).to_le_bytes());
-    h = fnv1a(h, &(align as u64).to_le_bytes());
-    h = fnv1a(h, &crate::header::FORMAT_VERSION.to_le_bytes());
-    if h == 0 {
-        1
-    } else {
-        h
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::fingerprint;
-
-    #[test]
-    fn fingerprint_depends_on_every_input() {
-        let base = fingerprint("T{a:u32;}", 4, 4);
-        assert_ne!(base, fingerprint("T{b:u32;}", 4, 4));
-        assert_ne!(base, fingerprint("T{a:u32;}", 8, 4));
-        assert_ne!(base, fingerprint("T{a:u32;}", 4, 8));
-        assert_eq!(base, fingerprint("T{a:u32;}", 4, 4));
-        assert_ne!(base, 0);
-    }
 }

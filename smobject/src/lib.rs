@@ -82,6 +82,8 @@ pub use crate::header::{FORMAT_VERSION, HEADER_SIZE};
 pub use crate::key::{Key, COUNTER_OFFSET, ID_MAX, ID_MIN};
 pub use crate::layout::SharedStruct;
 pub use crate::object::{remove_stale, remove_stale_with, Layout, Options, RawObject};
+pub use crate::schema::Describe;
 pub use crate::shared::{Shared, WriteGuard};
 pub use crate::smobject::SMObject;
 pub use smobject_derive::shared_memory;
+pub use smobject_derive::Describe;

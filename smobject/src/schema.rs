@@ -5,10 +5,10 @@
 //! the append-only evolution rule ([`Schema::check_prefix`]) and values by field name
 //! ([`Value`], [`Schema::resolve`]).
 //!
-//! Status: this module is the first part of self-describing objects. The descriptions,
-//! their encoding, the fingerprint over it, the prefix rule and values by field name are
-//! here and tested; `#[shared_memory]` does not generate a `StructDef` yet and objects do
-//! not store their schema yet (format version 2 has no schema block).
+//! Every typed object stores its schema (format version 3): `#[shared_memory]` generates it
+//! as [`SharedStruct::SCHEMA`](crate::SharedStruct::SCHEMA), the creator writes its encoding
+//! into the counter segment, and every opener validates it and applies the prefix rule.
+//! [`DynObject`](crate::DynObject) reads and writes objects by it, with no Rust type.
 
 use std::fmt;
 
@@ -38,9 +38,13 @@ pub enum Scalar {
     F32,
     /// `f64`
     F64,
+    /// `u128`
+    U128,
+    /// `i128`
+    I128,
 }
 
-const SCALARS: [Scalar; 10] = [
+const SCALARS: [Scalar; 12] = [
     Scalar::U8,
     Scalar::U16,
     Scalar::U32,
@@ -51,6 +55,8 @@ const SCALARS: [Scalar; 10] = [
     Scalar::I64,
     Scalar::F32,
     Scalar::F64,
+    Scalar::U128,
+    Scalar::I128,
 ];
 
 impl Scalar {
@@ -62,6 +68,7 @@ impl Scalar {
             Self::U16 | Self::I16 => 2,
             Self::U32 | Self::I32 | Self::F32 => 4,
             Self::U64 | Self::I64 | Self::F64 => 8,
+            Self::U128 | Self::I128 => 16,
         }
     }
 
@@ -79,10 +86,12 @@ impl Scalar {
             Self::I64 => "i64",
             Self::F32 => "f32",
             Self::F64 => "f64",
+            Self::U128 => "u128",
+            Self::I128 => "i128",
         }
     }
 
-    /// Its tag in the encoded schema (1..=10).
+    /// Its tag in the encoded schema (1..=12).
     const fn tag(self) -> u8 {
         match self {
             Self::U8 => 1,
@@ -95,6 +104,8 @@ impl Scalar {
             Self::I64 => 8,
             Self::F32 => 9,
             Self::F64 => 10,
+            Self::U128 => 11,
+            Self::I128 => 12,
         }
     }
 
@@ -107,7 +118,10 @@ impl Scalar {
     }
 
     fn is_signed(self) -> bool {
-        matches!(self, Self::I8 | Self::I16 | Self::I32 | Self::I64)
+        matches!(
+            self,
+            Self::I8 | Self::I16 | Self::I32 | Self::I64 | Self::I128
+        )
     }
 }
 
@@ -190,6 +204,29 @@ describe_scalars! {
     i16 => I16, std::sync::atomic::AtomicI16;
     i32 => I32, std::sync::atomic::AtomicI32;
     i64 => I64, std::sync::atomic::AtomicI64;
+}
+
+impl Describe for u128 {
+    const TYPE: TypeDef = TypeDef::Scalar(Scalar::U128);
+}
+impl Describe for i128 {
+    const TYPE: TypeDef = TypeDef::Scalar(Scalar::I128);
+}
+/// `Wrapping<T>` has `T`'s layout (`repr(transparent)`).
+impl<T: Describe> Describe for std::num::Wrapping<T> {
+    const TYPE: TypeDef = T::TYPE;
+}
+/// `ManuallyDrop<T>` has `T`'s layout (`repr(transparent)`).
+impl<T: Describe> Describe for std::mem::ManuallyDrop<T> {
+    const TYPE: TypeDef = T::TYPE;
+}
+/// Zero-sized: described as `[u8; 0]`.
+impl Describe for () {
+    const TYPE: TypeDef = TypeDef::Array(&TypeDef::Scalar(Scalar::U8), 0);
+}
+/// Zero-sized: described as `[u8; 0]`.
+impl<T: ?Sized> Describe for std::marker::PhantomData<T> {
+    const TYPE: TypeDef = TypeDef::Array(&TypeDef::Scalar(Scalar::U8), 0);
 }
 
 /// `usize`/`isize` are described as the fixed-width integer of this target's word size.
@@ -459,16 +496,25 @@ impl Schema {
     /// # Errors
     /// The first field that differs and how.
     pub fn check_prefix(&self, object: &Schema) -> Result<(), String> {
+        self.check_prefix_in(object, "the object")
+    }
+
+    /// [`check_prefix`](Self::check_prefix), with the object described as `object_desc` in
+    /// the message (e.g. "the object created by pid 4242").
+    ///
+    /// # Errors
+    /// The first field that differs and how.
+    pub fn check_prefix_in(&self, object: &Schema, object_desc: &str) -> Result<(), String> {
         if self.name != object.name {
             return Err(format!(
-                "the object holds `{}`, not `{}`",
+                "{object_desc} holds `{}`, not `{}`",
                 object.name, self.name
             ));
         }
         for (i, mine) in self.fields.iter().enumerate() {
             let Some(theirs) = object.fields.get(i) else {
                 return Err(format!(
-                    "field `{}` is missing from the object: it was created by an older build of `{}` with {} field{}",
+                    "field `{}` is missing from {object_desc}: it was created by an older build of `{}` with {} field{}",
                     mine.name,
                     self.name,
                     object.fields.len(),
@@ -477,7 +523,7 @@ impl Schema {
             };
             if mine.name != theirs.name {
                 return Err(format!(
-                    "field {} is `{}` here, `{}` in the object (fields may only be appended, never renamed or reordered)",
+                    "field {} is `{}` here, `{}` in {object_desc} (fields may only be appended, never renamed or reordered)",
                     i + 1,
                     mine.name,
                     theirs.name
@@ -485,24 +531,43 @@ impl Schema {
             }
             if mine.ty != theirs.ty {
                 return Err(format!(
-                    "field `{}`: `{}` here, `{}` in the object",
+                    "field `{}`: `{}` here, `{}` in {object_desc}",
                     mine.name, mine.ty, theirs.ty
                 ));
             }
             if mine.offset != theirs.offset {
                 return Err(format!(
-                    "field `{}`: at offset {} here, {} in the object",
+                    "field `{}`: at offset {} here, {} in {object_desc}",
                     mine.name, mine.offset, theirs.offset
                 ));
             }
         }
         if self.size > object.size {
             return Err(format!(
-                "`{}` is {} bytes here but {} in the object: an object never grows in place",
+                "`{}` is {} bytes here but {} in {object_desc}: an object never grows in place",
                 self.name, self.size, object.size
             ));
         }
         Ok(())
+    }
+
+    /// The layout fingerprint of this schema: equal to
+    /// [`StructDef::fingerprint`] of the struct it describes. 0 never occurs; a schema too
+    /// large to encode has fingerprint 1.
+    #[must_use]
+    pub fn fingerprint(&self) -> u64 {
+        let Ok(bytes) = self.encode() else {
+            return 1;
+        };
+        let h = fnv(
+            fnv(FNV_OFFSET, &bytes),
+            &crate::header::FORMAT_VERSION.to_le_bytes(),
+        );
+        if h == 0 {
+            1
+        } else {
+            h
+        }
     }
 
     /// Finds a field or element by path: `pos`, `pos[1]`, `pose.position.x`,
@@ -769,10 +834,10 @@ fn decode_type(r: &mut Reader<'_>, depth: usize) -> Result<Type, String> {
 /// A field's value, decoded by its schema type.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
-    /// An unsigned integer (`u8`..`u64` and their atomics).
-    Unsigned(u64),
+    /// An unsigned integer (`u8`..`u128` and their atomics).
+    Unsigned(u128),
     /// A signed integer.
-    Signed(i64),
+    Signed(i128),
     /// A float (`f32` values widened exactly).
     Float(f64),
     /// An array's elements.
@@ -813,32 +878,105 @@ impl fmt::Display for Value {
     }
 }
 
+impl Value {
+    /// The value as JSON: integers and floats as numbers, arrays as arrays, structs as
+    /// objects with their fields in order. JSON has no NaN or infinity: those are `null`.
+    #[must_use]
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        self.write_json(&mut out);
+        out
+    }
+
+    fn write_json(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        match self {
+            Value::Unsigned(v) => {
+                let _ = write!(out, "{v}");
+            }
+            Value::Signed(v) => {
+                let _ = write!(out, "{v}");
+            }
+            Value::Float(v) if v.is_finite() => {
+                let _ = write!(out, "{v:?}");
+            }
+            Value::Float(_) => out.push_str("null"),
+            Value::Array(items) => {
+                out.push('[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    v.write_json(out);
+                }
+                out.push(']');
+            }
+            Value::Struct(fields) => {
+                out.push('{');
+                for (i, (n, v)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    json_string(n, out);
+                    out.push_str(": ");
+                    v.write_json(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
+/// `s` as a JSON string literal.
+pub fn json_string(s: &str, out: &mut String) {
+    use std::fmt::Write as _;
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
 /// Decodes the value of type `ty` at the start of `bytes` (native-endian, as in the object).
 /// Bytes missing at the end read as 0 (never a panic).
 #[must_use]
 pub fn decode_value(ty: &Type, bytes: &[u8]) -> Value {
     match ty {
-        Type::Scalar(s) | Type::Atomic(s) => {
-            let mut b = [0u8; 8];
-            let n = s.size().min(bytes.len());
-            b[..n].copy_from_slice(&bytes[..n]);
-            match s {
-                Scalar::U8 => Value::Unsigned(u64::from(b[0])),
-                Scalar::U16 => Value::Unsigned(u64::from(u16::from_ne_bytes([b[0], b[1]]))),
-                Scalar::U32 => {
-                    Value::Unsigned(u64::from(u32::from_ne_bytes([b[0], b[1], b[2], b[3]])))
-                }
-                Scalar::U64 => Value::Unsigned(u64::from_ne_bytes(b)),
-                Scalar::I8 => Value::Signed(i64::from(b[0] as i8)),
-                Scalar::I16 => Value::Signed(i64::from(i16::from_ne_bytes([b[0], b[1]]))),
-                Scalar::I32 => {
-                    Value::Signed(i64::from(i32::from_ne_bytes([b[0], b[1], b[2], b[3]])))
-                }
-                Scalar::I64 => Value::Signed(i64::from_ne_bytes(b)),
+        Type::Scalar(scalar) | Type::Atomic(scalar) => {
+            let size = scalar.size();
+            let have = size.min(bytes.len());
+            let mut wide = [0u8; 16];
+            // Native-endian: widen by placing the bytes at the low end of a 16-byte integer.
+            let at = if cfg!(target_endian = "little") {
+                0
+            } else {
+                16 - size
+            };
+            wide[at..at + have].copy_from_slice(&bytes[..have]);
+            let u = u128::from_ne_bytes(wide);
+            let bits = size * 8;
+            match scalar {
                 Scalar::F32 => {
-                    Value::Float(f64::from(f32::from_ne_bytes([b[0], b[1], b[2], b[3]])))
+                    // Widened through its shortest decimal form, so `0.1f32` shows as `0.1`
+                    // (and converts back to the same `f32`: 53 >= 2 * 24 + 2 bits, so rounding
+                    // twice is exact).
+                    let x = f32::from_bits(u as u32);
+                    Value::Float(x.to_string().parse().unwrap_or(f64::from(x)))
                 }
-                Scalar::F64 => Value::Float(f64::from_ne_bytes(b)),
+                Scalar::F64 => Value::Float(f64::from_bits(u as u64)),
+                s if s.is_signed() => {
+                    // Sign-extend from the scalar's width.
+                    let shift = 128 - bits;
+                    Value::Signed(((u << shift) as i128) >> shift)
+                }
+                _ => Value::Unsigned(u),
             }
         }
         Type::Array(e, n) => {
@@ -870,11 +1008,13 @@ pub fn decode_value(ty: &Type, bytes: &[u8]) -> Value {
 /// # Errors
 /// Why `v` is not a `ty`.
 pub fn encode_value(ty: &Type, v: &Value, what: &str, out: &mut [u8]) -> Result<(), String> {
-    let mut buf = vec![0u8; ty.size()];
-    encode_into(ty, v, what, &mut buf)?;
     let dst = out
-        .get_mut(..buf.len())
+        .get_mut(..ty.size())
         .ok_or_else(|| format!("`{what}` does not fit the buffer"))?;
+    // Into a copy first: on an error nothing is written; struct fields not named keep their
+    // bytes.
+    let mut buf = dst.to_vec();
+    encode_into(ty, v, what, &mut buf)?;
     dst.copy_from_slice(&buf);
     Ok(())
 }
@@ -924,8 +1064,8 @@ fn kind_of(v: &Value) -> &'static str {
 
 #[allow(clippy::cast_precision_loss)] // integers given for floats convert as `as` does
 #[allow(clippy::many_single_char_names)] // s(calar), v(alue), b(ytes), x, y: a short numeric body
-fn scalar_bytes(s: Scalar, v: &Value) -> Result<[u8; 8], String> {
-    let mut b = [0u8; 8];
+fn scalar_bytes(s: Scalar, v: &Value) -> Result<[u8; 16], String> {
+    let mut b = [0u8; 16];
     if s.is_float() {
         let x = match *v {
             Value::Float(x) => x,
@@ -941,34 +1081,56 @@ fn scalar_bytes(s: Scalar, v: &Value) -> Result<[u8; 8], String> {
             }
             b[..4].copy_from_slice(&y.to_ne_bytes());
         } else {
-            b = x.to_ne_bytes();
+            b[..8].copy_from_slice(&x.to_ne_bytes());
         }
         return Ok(b);
     }
-    let as_i128 = match *v {
-        Value::Unsigned(u) => i128::from(u),
-        Value::Signed(i) => i128::from(i),
-        Value::Float(x) => {
-            return Err(format!("{x:?} is not an integer"));
+    let bits = s.size() * 8;
+    // Range check: u128 and i128 values are compared in their own types.
+    let fits = match *v {
+        Value::Unsigned(u) => {
+            let max = if s.is_signed() {
+                (1u128 << (bits - 1)) - 1
+            } else {
+                u128::MAX >> (128 - bits)
+            };
+            u <= max
         }
+        Value::Signed(i) => {
+            if s.is_signed() {
+                let min = i128::MIN >> (128 - bits);
+                let max = i128::MAX >> (128 - bits);
+                (min..=max).contains(&i)
+            } else {
+                i >= 0 && (i as u128) <= u128::MAX >> (128 - bits)
+            }
+        }
+        Value::Float(x) => return Err(format!("{x:?} is not an integer")),
         _ => return Err(format!("{} given", kind_of(v))),
     };
-    let bits = s.size() * 8;
-    let (min, max) = if s.is_signed() {
-        (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
-    } else {
-        (0, (1i128 << bits) - 1)
-    };
-    if as_i128 < min || as_i128 > max {
-        return Err(format!("{as_i128} is out of range ({min}..={max})"));
+    if !fits {
+        let (min, max) = if s.is_signed() {
+            (
+                (i128::MIN >> (128 - bits)).to_string(),
+                (i128::MAX >> (128 - bits)).to_string(),
+            )
+        } else {
+            ("0".to_owned(), (u128::MAX >> (128 - bits)).to_string())
+        };
+        return Err(format!("{v} is out of range ({min}..={max})"));
     }
-    let le = (as_i128 as u64).to_ne_bytes();
-    // Native-endian: the low bytes of the u64 are first on little-endian hosts, last on
+    let bits128 = match *v {
+        Value::Unsigned(u) => u,
+        Value::Signed(i) => i as u128,
+        _ => 0,
+    };
+    let ne = bits128.to_ne_bytes();
+    // Native-endian: the low bytes of the u128 are first on little-endian hosts, last on
     // big-endian ones.
     if cfg!(target_endian = "little") {
-        b[..s.size()].copy_from_slice(&le[..s.size()]);
+        b[..s.size()].copy_from_slice(&ne[..s.size()]);
     } else {
-        b[..s.size()].copy_from_slice(&le[8 - s.size()..]);
+        b[..s.size()].copy_from_slice(&ne[16 - s.size()..]);
     }
     Ok(b)
 }
@@ -1116,13 +1278,13 @@ impl TextParser<'_> {
         let mag = u128::from_str_radix(&digits, radix)
             .map_err(|_| format!("`{what}` is a `{s}`: `{tok}` is not an integer"))?;
         let v = if neg {
-            i64::try_from(mag)
+            i128::try_from(mag)
                 .ok()
-                .and_then(i64::checked_neg)
+                .and_then(i128::checked_neg)
                 .map(Value::Signed)
-                .or_else(|| (mag == 1u128 << 63).then_some(Value::Signed(i64::MIN)))
+                .or_else(|| (mag == 1u128 << 127).then_some(Value::Signed(i128::MIN)))
         } else {
-            u64::try_from(mag).ok().map(Value::Unsigned)
+            Some(Value::Unsigned(mag))
         };
         v.ok_or_else(|| format!("`{what}` is a `{s}`: {tok} is out of range"))
     }
@@ -1333,6 +1495,64 @@ mod tests {
         assert!(parse_value(v, "{x: 1, w: 2}", "v")
             .unwrap_err()
             .contains("no field `w`"));
+    }
+
+    #[test]
+    fn wide_integers_floats_json_and_partial_structs() {
+        let wide_u = Type::Scalar(Scalar::U128);
+        let max = parse_value(&wide_u, &u128::MAX.to_string(), "u").unwrap();
+        let mut bytes = [0u8; 16];
+        encode_value(&wide_u, &max, "u", &mut bytes).unwrap();
+        assert_eq!(decode_value(&wide_u, &bytes), Value::Unsigned(u128::MAX));
+        let wide_i = Type::Scalar(Scalar::I128);
+        let min = parse_value(&wide_i, &i128::MIN.to_string(), "i").unwrap();
+        encode_value(&wide_i, &min, "i", &mut bytes).unwrap();
+        assert_eq!(decode_value(&wide_i, &bytes), Value::Signed(i128::MIN));
+        let i8t = Type::Scalar(Scalar::I8);
+        assert!(parse_value(&i8t, "-129", "x")
+            .unwrap_err()
+            .contains("out of range"));
+        encode_value(&i8t, &Value::Signed(-128), "x", &mut bytes).unwrap();
+        assert_eq!(decode_value(&i8t, &bytes), Value::Signed(-128));
+        let float = Type::Scalar(Scalar::F32);
+        encode_value(&float, &Value::Float(0.1), "f", &mut bytes).unwrap();
+        assert_eq!(decode_value(&float, &bytes).to_string(), "0.1");
+        assert_eq!(Value::Float(f64::NAN).to_json(), "null");
+        let mut out = String::new();
+        json_string("a\"b\\\n", &mut out);
+        assert_eq!(out, r#""a\"b\\\u000a""#);
+        // A struct value naming some fields keeps the others.
+        let s = T.to_schema();
+        let (off, v) = s.resolve("v").unwrap();
+        let mut buf = [0u8; 64];
+        encode_value(
+            v,
+            &parse_value(v, "{x: 1, y: 2, z: 3}", "v").unwrap(),
+            "v",
+            &mut buf[off..],
+        )
+        .unwrap();
+        encode_value(
+            v,
+            &parse_value(v, "{y: 5}", "v").unwrap(),
+            "v",
+            &mut buf[off..],
+        )
+        .unwrap();
+        assert_eq!(
+            decode_value(v, &buf[off..]).to_string(),
+            "{x: 1.0, y: 5.0, z: 3.0}"
+        );
+        // Describe covers the wrappers and zero-sized types.
+        assert!(matches!(
+            <std::num::Wrapping<u16> as Describe>::TYPE,
+            TypeDef::Scalar(Scalar::U16)
+        ));
+        assert!(matches!(<() as Describe>::TYPE, TypeDef::Array(_, 0)));
+        assert!(matches!(
+            <i128 as Describe>::TYPE,
+            TypeDef::Scalar(Scalar::I128)
+        ));
     }
 
     /// Malformed schema bytes never panic and are refused: random bytes and mutations.

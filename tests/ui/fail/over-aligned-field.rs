@@ -4,7 +4,7 @@ use smobject::shared_memory;
 use smobject::__private::zerocopy;
 
 #[repr(C, align(8192))]
-#[derive(zerocopy::FromBytes, zerocopy::IntoBytes)]
+#[derive(zerocopy::FromBytes, zerocopy::IntoBytes, smobject::Describe)]
 #[zerocopy(crate = "smobject::__private::zerocopy")]
 pub struct Page {
     pub bytes: [u8; 8192],
