@@ -59,6 +59,10 @@ pub fn c_header<T: SharedStruct>() -> String {
         fingerprint: T::FINGERPRINT,
         size: std::mem::size_of::<T>(),
         fields: T::C_FIELDS,
+        // A schema too large to store cannot make an object either; the header then accepts
+        // only the exact fingerprint.
+        schema: T::SCHEMA.to_schema().encode().unwrap_or_default(),
+        name_len: T::SCHEMA.name.len(),
     })
 }
 
@@ -71,6 +75,10 @@ struct Spec<'a> {
     fingerprint: u64,
     size: usize,
     fields: &'a [CField],
+    /// The encoded schema (`docs/FORMAT.md`, "Schema").
+    schema: Vec<u8>,
+    /// Bytes of the struct's name in it.
+    name_len: usize,
 }
 
 /// C11/C17/C23 keywords and names a struct member cannot take; such a field gets a `_` suffix.
@@ -299,26 +307,76 @@ fn render(s: &Spec<'_>) -> String {
         "#define {upper}_SMOBJECT_READ_TRIES {READ_TRIES}UL"
     ));
     line("");
+    // The schema: magic (5), name (2 + n), size, align, field count (4 each), field records.
+    let name_end = 5 + 2 + s.name_len;
+    let fields_at = name_end + 12;
     line(
-        "/* Whether the counter segment's header describes a ready smobject object of this struct",
+        "/* This struct's schema as smobject encodes it (docs/FORMAT.md, \"Schema\"): an object\n \
+         * whose schema starts with the same name and field records holds this struct as a prefix\n \
+         * (the append-only evolution rule), so the functions below accept it. */",
     );
-    line(" * (magic, format, sizes, fingerprint): 0 if so, -1 if not. Check once after attaching. */");
+    line(&format!(
+        "#define {upper}_SMOBJECT_SCHEMA_LEN {}",
+        s.schema.len()
+    ));
+    line(&format!(
+        "static const unsigned char {lower}_smobject_schema[{}] = {{",
+        s.schema.len().max(1)
+    ));
+    for chunk in s.schema.chunks(16) {
+        let bytes: Vec<String> = chunk.iter().map(|b| format!("0x{b:02x}")).collect();
+        line(&format!("    {},", bytes.join(", ")));
+    }
+    if s.schema.is_empty() {
+        line("    0");
+    }
+    line("};");
+    line("");
+    line("/* Whether the counter segment's header describes a ready smobject object holding this");
+    line(" * struct: magic, format, sizes, and either the same fingerprint or a schema of which this");
+    line(" * struct's is a prefix (same name; our fields first, byte for byte; not smaller): 0 if so,");
+    line(" * -1 if not. Check once after attaching. */");
     line(&format!(
         "static inline int {lower}_smobject_check(const void *counter_base)"
     ));
     line("{");
     line("    const unsigned char *h = (const unsigned char *)counter_base;");
     line("    uint32_t state = __atomic_load_n((const uint32_t *)(h + 4), __ATOMIC_ACQUIRE);");
-    line("    uint32_t version, header_size;");
-    line("    uint64_t data_size, fingerprint;");
+    line("    uint32_t version, header_size, size, nfields, my_size, my_nfields;");
+    line("    uint64_t data_size, fingerprint, schema_len;");
+    line("    const unsigned char *schema;");
     line("    memcpy(&version, h + 16, sizeof version);");
     line("    memcpy(&header_size, h + 20, sizeof header_size);");
     line("    memcpy(&data_size, h + 24, sizeof data_size);");
     line("    memcpy(&fingerprint, h + 32, sizeof fingerprint);");
+    line("    memcpy(&schema_len, h + 176, sizeof schema_len);");
     line(&format!(
-        "    return state == 2 && memcmp(h + 8, \"SMOBJECT\", 8) == 0 && version == {FORMAT_VERSION}\n        \
-         && header_size == {HEADER_SIZE} && data_size == sizeof(struct {name})\n        \
-         && fingerprint == {upper}_SMOBJECT_FINGERPRINT ? 0 : -1;"
+        "    if (state != 2 || memcmp(h + 8, \"SMOBJECT\", 8) != 0 || version != {FORMAT_VERSION}\n        \
+         || header_size != {HEADER_SIZE} || data_size < sizeof(struct {name}))"
+    ));
+    line("        return -1;");
+    line(&format!(
+        "    if (fingerprint == {upper}_SMOBJECT_FINGERPRINT)\n        return data_size == sizeof(struct {name}) ? 0 : -1;"
+    ));
+    line(&format!(
+        "    if ({upper}_SMOBJECT_SCHEMA_LEN == 0 || schema_len < {upper}_SMOBJECT_SCHEMA_LEN)\n        return -1;"
+    ));
+    line(&format!(
+        "    schema = h + {HEADER_SIZE} + ((data_size + 7) & ~(uint64_t)7);"
+    ));
+    line(&format!(
+        "    memcpy(&size, schema + {name_end}, 4);\n    memcpy(&nfields, schema + {}, 4);",
+        name_end + 8
+    ));
+    line(&format!(
+        "    memcpy(&my_size, {lower}_smobject_schema + {name_end}, 4);\n    memcpy(&my_nfields, {lower}_smobject_schema + {}, 4);",
+        name_end + 8
+    ));
+    line(&format!(
+        "    return memcmp(schema, {lower}_smobject_schema, {name_end}) == 0 && size == data_size\n        \
+         && size >= my_size && nfields >= my_nfields\n        \
+         && memcmp(schema + {fields_at}, {lower}_smobject_schema + {fields_at}, {upper}_SMOBJECT_SCHEMA_LEN - {fields_at}) == 0\n        \
+         ? 0 : -1;"
     ));
     line("}");
     line("");
@@ -350,6 +408,22 @@ fn render(s: &Spec<'_>) -> String {
     line("    if (len - i >= 1)");
     line("        d[i] = __atomic_load_n(s + i, __ATOMIC_RELAXED);");
     line("}");
+    line("");
+    line("/* The first n bytes of an object of len bytes (n <= len), in the object's granules: a");
+    line(" * prefix that ends inside an 8-byte word of the object loads that whole word. */");
+    line(
+        "static inline void smobject_load_prefix(void *dst, const void *src, size_t n, size_t len)",
+    );
+    line("{");
+    line("    size_t words = n & ~(size_t)7;");
+    line("    smobject_load_granules(dst, src, words);");
+    line("    if (n > words && len >= words + 8) {");
+    line("        uint64_t v = __atomic_load_n((const uint64_t *)((const unsigned char *)src + words), __ATOMIC_RELAXED);");
+    line("        memcpy((unsigned char *)dst + words, &v, n - words);");
+    line("    } else if (n > words) {");
+    line("        smobject_load_granules((unsigned char *)dst + words, (const unsigned char *)src + words, n - words);");
+    line("    }");
+    line("}");
     line("#endif");
     line("");
     line("/* Completed writes so far (the version a Rust reader's `version()` returns). */");
@@ -376,6 +450,7 @@ fn render(s: &Spec<'_>) -> String {
     ));
     line("{");
     line("    const unsigned char *h = (const unsigned char *)counter_base;");
+    line("    uint64_t data_size;");
     line(&format!(
         "    const uint64_t *seq = (const uint64_t *)(h + {SEQ});"
     ));
@@ -384,6 +459,7 @@ fn render(s: &Spec<'_>) -> String {
     ));
     line(&format!("    const void *backup = h + {HEADER_SIZE};"));
     line("    unsigned long tries;");
+    line("    memcpy(&data_size, h + 24, sizeof data_size);");
     line(&format!(
         "    for (tries = 0; tries < {upper}_SMOBJECT_READ_TRIES; tries++) {{"
     ));
@@ -396,7 +472,7 @@ fn render(s: &Spec<'_>) -> String {
     line("        else");
     line("            continue;");
     line(&format!(
-        "        smobject_load_granules((void *)out, src, sizeof(struct {name}));"
+        "        smobject_load_prefix((void *)out, src, sizeof(struct {name}), (size_t)data_size);"
     ));
     line("        __atomic_thread_fence(__ATOMIC_ACQUIRE);");
     line("        if (__atomic_load_n(seq, __ATOMIC_RELAXED) == s1)");
@@ -467,6 +543,9 @@ mod tests {
             fingerprint: 0x0123_4567_89ab_cdef,
             size: 40,
             fields: &FIELDS,
+            schema: b"SMOS\x01\x09\x00RobotPose\x28\0\0\0\x08\0\0\0\x01\0\0\0\x03\0seq\0\0\0\0\x04"
+                .to_vec(),
+            name_len: 9,
         }
     }
 
@@ -497,6 +576,9 @@ mod tests {
             "#define ROBOT_POSE_SMOBJECT_FINGERPRINT 0x0123456789abcdefULL",
             "#define ROBOT_POSE_SMOBJECT_MODE 0600\n",
             "static inline int robot_pose_smobject_check(const void *counter_base)",
+            "#define ROBOT_POSE_SMOBJECT_SCHEMA_LEN 38",
+            "static const unsigned char robot_pose_smobject_schema[38] = {",
+            "memcmp(schema, robot_pose_smobject_schema, 16) == 0",
             "static inline int robot_pose_smobject_read(const void *counter_base, const void *data, struct RobotPose *out)",
         ] {
             assert!(h.contains(needle), "{needle} not in\n{h}");

@@ -50,6 +50,10 @@ pub enum ErrorKind {
     /// is `ENOTRECOVERABLE`. Repair: once its processes stopped, `smobject rm --force` and
     /// create it anew (the next creator also replaces it once every process detached).
     Unrecoverable,
+    /// A value given by field name does not fit the object's schema: an unknown field, an
+    /// integer out of range, a value of the wrong type or length (untyped access:
+    /// [`DynObject`](crate::DynObject), the CLI). Nothing was written.
+    InvalidValue,
     /// Another operating-system error; see [`Error::errno`].
     Os,
 }
@@ -72,6 +76,7 @@ impl ErrorKind {
             Self::Removed => "object removed while in use",
             Self::KeyCollision => "key collision",
             Self::Unrecoverable => "object unrecoverable",
+            Self::InvalidValue => "invalid value",
             Self::Os => "operating-system error",
         }
     }
@@ -218,6 +223,7 @@ fn default_hint(kind: ErrorKind, errno: Option<i32>) -> &'static str {
         ErrorKind::Removed => "stop the processes still using the removed object, or use another id",
         ErrorKind::KeyCollision => "use one key file per object, and never re-create it while the object lives",
         ErrorKind::Unrecoverable => "once its processes stopped, remove the object (`smobject rm --force PATH ID`) and create it anew",
+        ErrorKind::InvalidValue => "see the object's fields and types with `smobject inspect PATH ID`",
         ErrorKind::Os => match errno {
             Some(libc::EINVAL | libc::EIDRM) => "the segment was removed meanwhile (e.g. by `ipcrm`): open the object again",
             Some(libc::EMFILE | libc::ENFILE) => "too many open files: raise the limit (`ulimit -n`)",
@@ -289,7 +295,7 @@ impl From<Error> for std::io::Error {
                 std::io::ErrorKind::PermissionDenied
             }
             ErrorKind::Timeout => std::io::ErrorKind::TimedOut,
-            ErrorKind::InvalidId => std::io::ErrorKind::InvalidInput,
+            ErrorKind::InvalidId | ErrorKind::InvalidValue => std::io::ErrorKind::InvalidInput,
             _ => std::io::ErrorKind::Other,
         };
         std::io::Error::new(kind, e)
@@ -346,6 +352,8 @@ mod tests {
             ErrorKind::InUse,
             ErrorKind::Removed,
             ErrorKind::KeyCollision,
+            ErrorKind::Unrecoverable,
+            ErrorKind::InvalidValue,
             ErrorKind::Os,
         ];
         for kind in kinds {

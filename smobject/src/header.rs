@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64};
 /// `"SMOBJECT"` read as a little-endian `u64`.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SMOBJECT");
 /// Version of the segment format. Changing any offset or meaning bumps it.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// Bytes before the backup copy in the counter segment.
 pub const HEADER_SIZE: usize = 1024;
 /// Offset of the identity block.
@@ -70,6 +70,16 @@ pub(crate) struct Ident {
     /// Which `pthread_mutex_t` the writer lock is ([`lock_abi`]): only programs built for the
     /// same C library and word size may take it.
     pub(crate) lock_abi: u64,
+    /// Bytes of the encoded schema (`schema::Schema::encode`) stored in the counter segment
+    /// at [`schema_offset`]`(data_size)`; 0 for an untyped object.
+    pub(crate) schema_len: u64,
+}
+
+/// Where the schema starts in the counter segment: after the header and the backup copy of
+/// the data, at the next multiple of 8.
+#[must_use]
+pub(crate) const fn schema_offset(data_size: usize) -> usize {
+    HEADER_SIZE + data_size.next_multiple_of(8)
 }
 
 /// The writer lock's ABI as recorded in the header: byte 0 the C library (1 glibc, 2 musl,
@@ -112,7 +122,7 @@ pub(crate) const IDENT_SIZE: usize = std::mem::size_of::<Ident>();
 // an Ident is initialised and every byte pattern is a valid Ident (what the conversions below
 // rely on). Not derived with zerocopy, to keep this private type out of the trait listings in
 // users' compile errors.
-const _: () = assert!(IDENT_SIZE == 8 * 11 + 4 * 4 + TYPE_NAME_LEN);
+const _: () = assert!(IDENT_SIZE == 8 * 12 + 4 * 4 + TYPE_NAME_LEN);
 const _: () = assert!(IDENT_SIZE % 8 == 0 && IDENT_OFFSET % 8 == 0);
 
 impl Ident {
@@ -209,7 +219,11 @@ pub(crate) struct SyncWords {
     /// Handles that kept their mapping of this segment for good because a write guard was
     /// leaked (`mem::forget`) while it held the lock (see `Shared`'s `Drop`).
     pub(crate) leaked: AtomicU32,
-    _reserved: [AtomicU64; 3],
+    /// `CLOCK_MONOTONIC` nanoseconds (coarse: the kernel tick's resolution) of the last
+    /// publish, or of the creation before the first one. Stored before the publish's final
+    /// `seq` store, so a reader that saw a version sees at least its time.
+    pub(crate) last_write: AtomicU64,
+    _reserved: [AtomicU64; 2],
 }
 
 impl SyncWords {
@@ -309,6 +323,39 @@ impl HeaderPtr {
         Ident::from_bytes(&buf)
     }
 
+    /// A copy of the stored schema bytes: `len` bytes at [`schema_offset`]`(data_size)`. The
+    /// caller checked that the mapping holds them (`validate`).
+    pub(crate) fn read_schema(&self, data_size: usize, len: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; len];
+        // SAFETY: the counter segment has at least schema_offset(data_size) + len bytes
+        // (checked by `validate` against the segment's size), the start is 8-aligned (a
+        // multiple of 8 from a page-aligned mapping), and the block is only ever accessed
+        // through `copy` with this length (here and in `write_schema`), so every load is atomic
+        // and never races with a store of another size; `buf` is a private buffer of `len`.
+        unsafe {
+            crate::copy::load(
+                self.0.as_ptr().wrapping_add(schema_offset(data_size)),
+                buf.as_mut_ptr(),
+                len,
+                len,
+            );
+        }
+        buf
+    }
+
+    /// Stores the schema bytes (by the creator, before `state` is READY).
+    pub(crate) fn write_schema(&self, data_size: usize, bytes: &[u8]) {
+        // SAFETY: the creator sized the counter segment schema_offset(data_size) + bytes.len();
+        // 8-aligned as in `read_schema`; atomic stores of the granules `read_schema` loads.
+        unsafe {
+            crate::copy::store(
+                bytes.as_ptr(),
+                self.0.as_ptr().wrapping_add(schema_offset(data_size)),
+                bytes.len(),
+            );
+        }
+    }
+
     /// Writes the identity block (before `state` is READY, which publishes it).
     pub(crate) fn write_ident(&self, ident: &Ident) {
         let bytes = ident.to_bytes();
@@ -330,7 +377,9 @@ mod tests {
 
     #[test]
     fn offsets_match_the_format_document() {
-        assert_eq!(std::mem::size_of::<Ident>(), 168);
+        assert_eq!(std::mem::size_of::<Ident>(), 176);
+        assert_eq!(std::mem::offset_of!(Ident, schema_len), 168);
+        assert_eq!(std::mem::offset_of!(SyncWords, last_write), 104);
         assert_eq!(std::mem::offset_of!(Ident, lock_abi), 160);
         assert_eq!(std::mem::offset_of!(Ident, path_hash), 152);
         assert_eq!(std::mem::offset_of!(Ident, data_size), 16);

@@ -113,7 +113,9 @@ impl<T: SharedStruct> Shared<T> {
         let region = Region {
             header: *object.header(),
             data: object.as_ptr(),
-            len: object.len(),
+            // The object's length (its creator's struct, which may have more fields than T by
+            // the prefix rule): it fixes the granules, and writes publish all of it.
+            len: object.data_size(),
         };
         Shared {
             object,
@@ -280,7 +282,10 @@ impl<T: SharedStruct> Shared<T> {
             self.region
                 .read_until(out.as_mut_ptr().cast(), size_of::<T>(), None)
         };
-        debug_assert!(done, "a read without deadline only returns when done");
+        debug_assert!(
+            done.is_some(),
+            "a read without deadline only returns when done"
+        );
         // SAFETY: every byte of `out` was written by the copy, and T: FromBytes is valid for
         // any bytes.
         unsafe { out.assume_init() }
@@ -303,7 +308,7 @@ impl<T: SharedStruct> Shared<T> {
                 crate::sync::deadline_after(timeout),
             )
         };
-        if !done {
+        if done.is_none() {
             return Err(crate::Error::new(crate::ErrorKind::Timeout, format!("no consistent snapshot within {timeout:?}"))
                 .with_key(self.key())
                 .hint("a writer held the lock that long, or the header is being corrupted: see `smobject inspect`"));
@@ -415,6 +420,27 @@ impl<T: SharedStruct> Shared<T> {
     #[must_use]
     pub fn recoveries(&self) -> u64 {
         self.region.recoveries()
+    }
+
+    /// When the last write was published (by any process), or the object was created if it
+    /// was never written: for staleness checks, `shared.last_write().elapsed() > limit`.
+    ///
+    /// Writers stamp the kernel's coarse monotonic clock, so the time is at the kernel tick's
+    /// resolution (1 to 10 ms; `CONFIG_HZ`) and may read up to one tick early.
+    #[must_use]
+    pub fn last_write(&self) -> Instant {
+        crate::sync::instant_of(self.region.last_write_ns())
+    }
+
+    /// The schema stored in the object: its creator's struct, of which `T` is a prefix.
+    ///
+    /// # Panics
+    /// Never: a typed handle exists only for an object whose schema was validated on attach.
+    #[must_use]
+    pub fn schema(&self) -> &crate::schema::Schema {
+        self.object
+            .schema()
+            .expect("a typed object was validated to hold a schema on attach")
     }
 }
 

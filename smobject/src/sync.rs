@@ -65,6 +65,14 @@ pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
 }
 
+/// The `Instant` of a `CLOCK_MONOTONIC(_COARSE)` stamp in nanoseconds (`Instant` is
+/// `CLOCK_MONOTONIC` on Linux, but opaque): now, less the stamp's age.
+pub(crate) fn instant_of(stamp_ns: u64) -> Instant {
+    let now = Instant::now();
+    let age = Duration::from_nanos(sys::monotonic_ns().saturating_sub(stamp_ns));
+    now.checked_sub(age).unwrap_or(now)
+}
+
 /// Bytes of an attached object: data pointer and length plus its header.
 #[derive(Clone, Copy)]
 pub(crate) struct Region {
@@ -100,11 +108,15 @@ impl Region {
         }
         // SAFETY: forwarded from the caller.
         let done = unsafe { self.read_until(dst, n, None) };
-        debug_assert!(done, "a read without deadline only returns when done");
+        debug_assert!(
+            done.is_some(),
+            "a read without deadline only returns when done"
+        );
     }
 
-    /// [`read`](Self::read) giving up at `deadline`: false if no consistent snapshot could be
-    /// taken by then (a writer holding the lock that long, or a corrupted header).
+    /// [`read`](Self::read) giving up at `deadline`: the version the snapshot holds, or `None`
+    /// if no consistent snapshot could be taken by then (a writer holding the lock that long,
+    /// or a corrupted header).
     ///
     /// # Safety
     /// As for [`read`](Self::read).
@@ -115,7 +127,7 @@ impl Region {
         dst: *mut u8,
         n: usize,
         deadline: Option<Instant>,
-    ) -> bool {
+    ) -> Option<u64> {
         let spins = if self.len >= LARGE {
             SPINS_LARGE
         } else {
@@ -124,20 +136,20 @@ impl Region {
         loop {
             for _ in 0..spins {
                 // SAFETY: forwarded from the caller.
-                if unsafe { self.try_read(dst, n) } {
-                    return true;
+                if let Some(version) = unsafe { self.try_read_version(dst, n) } {
+                    return Some(version);
                 }
                 std::hint::spin_loop();
             }
             // SAFETY: forwarded from the caller.
             match unsafe { self.locked_read(dst, n) } {
-                Ok(true) => return true,
-                Ok(false) => {}
+                Ok(Some(version)) => return Some(version),
+                Ok(None) => {}
                 // The lock is unusable (unrecoverable): do not spin hot on it.
                 Err(()) => std::thread::sleep(READ_LOCK_SLICE),
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                return false;
+                return None;
             }
         }
     }
@@ -148,6 +160,17 @@ impl Region {
     /// As for [`read`](Self::read).
     #[inline]
     pub(crate) unsafe fn try_read(&self, dst: *mut u8, n: usize) -> bool {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.try_read_version(dst, n) }.is_some()
+    }
+
+    /// [`try_read`](Self::try_read), returning the version of the snapshot (`seq / 2` of the
+    /// data, or of the backup while a publish is in progress).
+    ///
+    /// # Safety
+    /// As for [`read`](Self::read).
+    #[inline]
+    pub(crate) unsafe fn try_read_version(&self, dst: *mut u8, n: usize) -> Option<u64> {
         let s = self.sync();
         // Ask for the data's first line now, so that its miss overlaps the one on `seq`
         // instead of following it (a reader that waited for a new version misses on both).
@@ -160,7 +183,7 @@ impl Region {
             // A publish is in progress; the backup holds the version before it, complete.
             self.header.backup()
         } else {
-            return false;
+            return None;
         };
         // The granules of the first `n` bytes depend on `len` only when `n` ends inside a word
         // and more bytes follow; otherwise pass `n` as the length too, which a typed `read`
@@ -178,15 +201,16 @@ impl Region {
         unsafe { crate::copy::load(src, dst, n, len) };
         // Acquire fence: the copy's loads happen before the re-check (see the module docs).
         fence(Ordering::Acquire);
-        s.seq.load(Ordering::Relaxed) == seq
+        (s.seq.load(Ordering::Relaxed) == seq).then_some(seq / 2)
     }
 
-    /// Copies under the writer lock, waiting at most one slice. `Ok(false)` if the slice passed
-    /// (or this thread holds the lock), `Err` if the lock is unusable.
+    /// Copies under the writer lock, waiting at most one slice: `Ok(Some(version))` when done,
+    /// `Ok(None)` if the slice passed (or this thread holds the lock), `Err` if the lock is
+    /// unusable.
     ///
     /// # Safety
     /// As for [`read`](Self::read).
-    unsafe fn locked_read(&self, dst: *mut u8, n: usize) -> std::result::Result<bool, ()> {
+    unsafe fn locked_read(&self, dst: *mut u8, n: usize) -> std::result::Result<Option<u64>, ()> {
         let s = self.sync();
         s.read_req.fetch_add(1, Ordering::AcqRel);
         // Release on every exit: the writer's grace loop acquires it.
@@ -195,13 +219,13 @@ impl Region {
             Ok(Some(held)) => held,
             Ok(None) => {
                 ack();
-                return Ok(false);
+                return Ok(None);
             }
             Err(e) => {
                 ack();
                 // EDEADLK: this thread holds a write guard; optimistic reads succeed meanwhile.
                 return if e.errno() == Some(libc::EDEADLK) {
-                    Ok(false)
+                    Ok(None)
                 } else {
                     Err(())
                 };
@@ -212,8 +236,9 @@ impl Region {
         // nobody stores to the data; the loads are atomic all the same (granule rule), and
         // `dst` is valid for `n` bytes (the caller's contract).
         unsafe { crate::copy::load(self.data, dst, n, self.len) };
+        let version = s.seq.load(Ordering::Relaxed) / 2;
         drop(held);
-        Ok(true)
+        Ok(Some(version))
     }
 
     /// Takes the writer lock (recovering from a dead holder) until `deadline`. `Ok(None)` on
@@ -374,6 +399,10 @@ impl Region {
                 self.len - half,
             );
         };
+        // Relaxed: ordered before the final `seq` store below by its Release half, so a reader
+        // that saw the new version sees this time or a later one.
+        s.last_write
+            .store(crate::sys::monotonic_coarse_ns(), Ordering::Relaxed);
         let new = st.seq.wrapping_add(2);
         // SeqCst (so also Release, publishing the data): one half of the Dekker pair with
         // `wait_for_update` (see `wake_sleepers`).
@@ -474,6 +503,11 @@ impl Region {
     }
 
     /// How many dead writers' half-published writes were rolled back over the object's life.
+    /// `CLOCK_MONOTONIC_COARSE` nanoseconds of the last publish (or of the creation).
+    pub(crate) fn last_write_ns(&self) -> u64 {
+        self.sync().last_write.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn recoveries(&self) -> u64 {
         self.sync().recoveries.load(Ordering::Relaxed)
     }

@@ -469,3 +469,33 @@ pub(crate) fn read_limit(name: &str) -> Option<u64> {
         .ok()
         .and_then(|s| s.trim().parse().ok())
 }
+
+/// Nanoseconds on `clock` (0 if the clock cannot be read, which Linux never does for the
+/// monotonic clocks).
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a writable timespec for the duration of the call.
+    if unsafe { libc::clock_gettime(clock, &raw mut now) } != 0 {
+        return 0;
+    }
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+    let secs = u64::try_from(i64::from(now.tv_sec as i64)).unwrap_or(0);
+    secs.saturating_mul(1_000_000_000)
+        .saturating_add(u64::try_from(now.tv_nsec).unwrap_or(0))
+}
+
+/// `CLOCK_MONOTONIC_COARSE` in nanoseconds: what a publish stamps as its time. A vDSO read of
+/// the last tick's time (a few ns, no syscall), at the kernel tick's resolution (1 to 10 ms):
+/// enough to see that a writer has stalled, cheap enough for every write.
+#[inline]
+pub(crate) fn monotonic_coarse_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC_COARSE)
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock of `std::time::Instant` on Linux.
+pub(crate) fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}

@@ -65,3 +65,102 @@ pub mod v2 {
         pub status: u64,
     }
 }
+
+/// Two builds of one struct for the evolution tests: `v2` appends fields to `v1`'s (the
+/// append-only rule), and `changed`/`reordered` break it. Same type name, same key.
+pub mod evo {
+    /// The older build.
+    pub mod v1 {
+        use smobject::shared_memory;
+
+        /// Two fields.
+        #[shared_memory(path = "/tmp", id = 'e')]
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq)]
+        pub struct Sensor {
+            /// Sequence number.
+            pub seq: u64,
+            /// Position.
+            pub pos: [f64; 3],
+        }
+
+        /// Ends inside an 8-byte word of the newer build: its prefix reads and writes part of
+        /// a granule.
+        #[shared_memory(path = "/tmp", id = 't')]
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct Tiny {
+            /// The only field.
+            pub a: u32,
+        }
+    }
+
+    /// The newer build: `v1`'s fields, then three more.
+    pub mod v2 {
+        use smobject::shared_memory;
+
+        /// `v1::Sensor` plus `status`, `mode`, `temp`.
+        #[shared_memory(path = "/tmp", id = 'e')]
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq)]
+        pub struct Sensor {
+            /// Sequence number.
+            pub seq: u64,
+            /// Position.
+            pub pos: [f64; 3],
+            /// Status code.
+            pub status: u32,
+            /// Mode.
+            pub mode: u32,
+            /// Temperature.
+            pub temp: f64,
+        }
+
+        /// `v1::Tiny` plus `b`, `c`, `d`.
+        #[shared_memory(path = "/tmp", id = 't')]
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct Tiny {
+            /// As in v1.
+            pub a: u32,
+            /// Shares `a`'s 8-byte word.
+            pub b: u32,
+            /// Appended.
+            pub c: u16,
+            /// Appended.
+            pub d: u16,
+        }
+    }
+
+    /// `pos` changed type: refused, naming `pos`.
+    pub mod changed {
+        use smobject::shared_memory;
+
+        /// `pos` as six `f32`s.
+        #[shared_memory(path = "/tmp", id = 'e')]
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq)]
+        pub struct Sensor {
+            /// Sequence number.
+            pub seq: u64,
+            /// Position, narrower and longer.
+            pub pos: [f32; 6],
+        }
+    }
+
+    /// `seq` and `pos` swapped: refused, naming the first field.
+    pub mod reordered {
+        use smobject::shared_memory;
+
+        /// `pos` first.
+        #[shared_memory(path = "/tmp", id = 'e')]
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq)]
+        pub struct Sensor {
+            /// Position.
+            pub pos: [f64; 3],
+            /// Sequence number.
+            pub seq: u64,
+        }
+    }
+}

@@ -212,3 +212,72 @@ fn c_reads_are_never_torn_while_rust_writes() {
     // C detached first, so the Rust drop was the last one out.
     assert!(kf.is_clean(b'a'), "no segment remains");
 }
+
+/// Compiles `tests/c/prefix_reader.c` against `sensor.h` generated for one build of
+/// `evo::Sensor`, runs it on the object under `(kf, 'e')` and returns its line.
+fn prefix_reader(header: &str, kf: &KeyFile) -> String {
+    let dir = std::env::temp_dir().join(format!(
+        "smobject-interop-prefix-{}-{}",
+        std::process::id(),
+        kf.path().display().to_string().len() + header.len()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("sensor.h"), header).unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("c/prefix_reader.c");
+    let exe = dir.join("prefix_reader");
+    let out = Command::new("gcc")
+        .args(["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-I"])
+        .arg(&dir)
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .expect("running gcc");
+    assert!(
+        out.status.success(),
+        "gcc: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = Command::new(&exe).arg(kf.path()).output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(run.status.success(), "{run:?}");
+    String::from_utf8_lossy(&run.stdout).trim().to_owned()
+}
+
+/// The generated header applies the append-only rule too: a C program built with the older
+/// struct reads its prefix of a newer object; one built with the newer struct refuses an older
+/// object, and so does one whose field changed type.
+#[test]
+fn the_c_header_checks_the_prefix_rule() {
+    use tests::structs::evo::{changed, v1, v2};
+    let kf = KeyFile::new("interop-prefix");
+    kf.key(b'e');
+    let v1_header = smobject::c_header::<v1::Sensor>();
+    let v2_header = smobject::c_header::<v2::Sensor>();
+    let newer = Shared::<v2::Sensor>::create_with_at(
+        kf.path(),
+        b'e',
+        v2::Sensor {
+            seq: 9,
+            pos: [1.0, 2.5, -3.0],
+            status: 1,
+            mode: 2,
+            temp: 3.0,
+        },
+    )
+    .unwrap();
+    assert_eq!(prefix_reader(&v1_header, &kf), "check=0 seq=9 pos=1,2.5,-3");
+    assert_eq!(prefix_reader(&v2_header, &kf), "check=0 seq=9 pos=1,2.5,-3");
+    drop(newer);
+
+    let older = Shared::<v1::Sensor>::create_at(kf.path(), b'e').unwrap();
+    older.write(|s| s.seq = 4);
+    assert_eq!(prefix_reader(&v1_header, &kf), "check=0 seq=4 pos=0,0,0");
+    assert_eq!(prefix_reader(&v2_header, &kf), "check=-1");
+    assert_eq!(
+        prefix_reader(&smobject::c_header::<changed::Sensor>(), &kf),
+        "check=-1"
+    );
+    drop(older);
+    assert!(kf.is_clean(b'e'));
+}

@@ -12,7 +12,8 @@
 //!   careless or hostile program would, and exits.
 //! - `legacy-create PATH ID SIZE STATE`: creates both segments raw with an all-zero (or
 //!   `STATE`) header and nobody attached: what a creator killed mid-initialisation leaves.
-//! - `t-*`: typed roles on the structs of `tests::structs`, see the `typed` module.
+//! - `t-*`: typed roles on the structs of `tests::structs`, see the `typed` module (e.g.
+//!   `t-tele-writer PATH ID`: a flat-out writer of a `Telemetry` whose fields are all equal).
 //! - `ns-*`: scenarios run inside private IPC and PID namespaces (`unshare`), where sysctls
 //!   can be lowered and the leak check is exact; see the `namespaced` module.
 #![allow(clippy::missing_panics_doc)]
@@ -84,13 +85,13 @@ fn worker(args: &[String]) -> i32 {
         let reply = match words.as_slice() {
             ["create" | "access" | "open" | "access-allow", ..] => {
                 let r = match words[0] {
-                    "create" => RawObject::create(&key, layout, &opts),
-                    "access" => RawObject::access(&key, layout, &opts),
+                    "create" => RawObject::create(&key, layout.clone(), &opts),
+                    "access" => RawObject::access(&key, layout.clone(), &opts),
                     "access-allow" => {
                         let uid = words.get(1).and_then(|u| u.parse().ok()).unwrap_or(0);
-                        RawObject::access(&key, layout, &Options::new().allow_uid(uid))
+                        RawObject::access(&key, layout.clone(), &Options::new().allow_uid(uid))
                     }
-                    _ => RawObject::open_or_create(&key, layout, &opts),
+                    _ => RawObject::open_or_create(&key, layout.clone(), &opts),
                 };
                 match r {
                     Ok(o) => {
@@ -320,6 +321,36 @@ mod typed {
                 for i in 1..=n {
                     w.write(|v| v.words = [i; 32]);
                 }
+            }
+            // Creates a Telemetry and writes it flat out, every field equal to 1, 2, 3, ...
+            // (`seq`, the three `pos`, `status` and `_pad`; the two `u32`s wrap) in each
+            // write, until a line arrives on stdin; then prints `done N` (writes made).
+            "t-tele-writer" => {
+                let Some(w) = report(Shared::<Telemetry>::create_at(path, id(a))) else {
+                    return 1;
+                };
+                let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let flag = std::sync::Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    wait_stdin_line();
+                    flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                });
+                println!("ok");
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    i += 1;
+                    #[allow(clippy::cast_precision_loss)] // exact below 2^53 writes
+                    let x = i as f64;
+                    w.write(|t| {
+                        *t = Telemetry {
+                            seq: i,
+                            pos: [x; 3],
+                            status: i as u32,
+                            _pad: i as u32,
+                        }
+                    });
+                }
+                println!("done {i}");
             }
             // Reads Words N times; counts torn values and distinct versions.
             "t-reader" => {

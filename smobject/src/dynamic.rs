@@ -1,0 +1,379 @@
+//! [`DynObject`]: an object opened by its schema instead of a Rust type, for tools and other
+//! languages (the `smobject` command, Python, bridges to other hosts). Same protocol as
+//! [`Shared`](crate::Shared): consistent snapshots, one locked publish per write, futex waits.
+
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::key::Key;
+use crate::object::{Layout, Options, RawObject};
+use crate::schema::{self, Schema, Type, Value};
+use crate::sync::Region;
+
+/// An object accessed through the schema stored in it: values by field name, no Rust type.
+///
+/// ```
+/// # #[smobject::shared_memory(path = "/tmp/smobject-doc-dyn", id = 'd')]
+/// # #[repr(C)]
+/// # pub struct Telemetry { pub seq: u64, pub pos: [f64; 3] }
+/// # std::fs::write("/tmp/smobject-doc-dyn", b"")?;
+/// # let producer = Telemetry::create()?;
+/// use smobject::schema::Value;
+///
+/// let o = smobject::DynObject::access_at("/tmp/smobject-doc-dyn", b'd')?;
+/// assert_eq!(o.schema().name, "Telemetry");
+/// // One locked write of two fields, parsed by their types: one new version.
+/// let v = o.set(&["seq=7", "pos[1]=2.5"])?;
+/// let snap = o.read();
+/// assert_eq!(snap.version(), v);
+/// assert_eq!(snap.get("seq")?, Value::Unsigned(7));
+/// assert_eq!(snap.get("pos")?.to_string(), "[0.0, 2.5, 0.0]");
+/// // An unknown field or a value out of range writes nothing.
+/// assert!(o.set(&["seq=8", "nope=1"]).is_err());
+/// assert_eq!(o.version(), v);
+/// # drop(o); drop(producer);
+/// # std::fs::remove_file("/tmp/smobject-doc-dyn")?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct DynObject {
+    object: RawObject,
+    region: Region,
+    schema: Arc<Schema>,
+    /// The private write buffer (whole 8-byte words, so 8-aligned), behind a process-local
+    /// mutex taken before the writer lock: only its holder uses it.
+    scratch: Mutex<Vec<u64>>,
+    /// The `seq` whose value `scratch` holds (see `Region::begin_write`).
+    scratch_seq: AtomicU64,
+}
+
+// SAFETY: `Region` holds raw pointers into the mappings `object` owns for as long as the
+// `DynObject` lives; every access through them is atomic (the granule rule of `copy`) or under
+// the process-shared mutex, from any thread. The scratch buffer is behind a `Mutex`.
+unsafe impl Send for DynObject {}
+// SAFETY: as above: `&DynObject` reads with atomic copies and writes under both locks.
+unsafe impl Sync for DynObject {}
+
+/// A consistent snapshot of a [`DynObject`]: the bytes of one version, decodable by field.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    version: u64,
+    bytes: Vec<u8>,
+    schema: Arc<Schema>,
+}
+
+impl Snapshot {
+    /// The version (completed writes) this snapshot holds.
+    #[must_use]
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The object's bytes (native-endian, laid out as the schema says).
+    #[must_use]
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The schema the bytes follow.
+    #[must_use]
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// Every field, as a [`Value::Struct`].
+    #[must_use]
+    pub fn value(&self) -> Value {
+        self.schema.decode_value(&self.bytes)
+    }
+
+    /// One field or element by path (`pos`, `pos[1]`, `pose.position.x`).
+    ///
+    /// # Errors
+    /// [`InvalidValue`](ErrorKind::InvalidValue) naming the unknown part of the path.
+    pub fn get(&self, path: &str) -> Result<Value> {
+        let (offset, ty) = resolve(&self.schema, path)?;
+        Ok(schema::decode_value(ty, &self.bytes[offset..]))
+    }
+}
+
+fn resolve<'s>(schema: &'s Schema, path: &str) -> Result<(usize, &'s Type)> {
+    schema.resolve(path).map_err(invalid)
+}
+
+fn invalid(why: String) -> Error {
+    Error::new(ErrorKind::InvalidValue, why)
+}
+
+impl DynObject {
+    fn wrap(object: RawObject) -> Result<DynObject> {
+        let Some(schema) = object.schema().cloned() else {
+            return Err(Error::new(
+                ErrorKind::LayoutMismatch,
+                "the object is untyped bytes (an `SMObject` or raw object): it has no schema",
+            )
+            .with_key(object.key())
+            .hint("read it as bytes (`smobject dump`, `SMObject`), or create it from a `#[shared_memory]` struct"));
+        };
+        let len = object.data_size();
+        let region = Region {
+            header: *object.header(),
+            data: object.as_ptr(),
+            len,
+        };
+        Ok(DynObject {
+            region,
+            schema: Arc::new(schema),
+            scratch: Mutex::new(vec![0u64; len.div_ceil(8).max(1)]),
+            scratch_seq: AtomicU64::new(u64::MAX),
+            object,
+        })
+    }
+
+    /// Attaches to the existing object under `(path, id)`, whatever struct it holds.
+    ///
+    /// # Errors
+    /// As [`RawObject::access`]; [`LayoutMismatch`](ErrorKind::LayoutMismatch) for an untyped
+    /// object (no schema).
+    pub fn access_at(path: impl AsRef<Path>, id: u8) -> Result<DynObject> {
+        Self::access_in(&Key::from_path(path, id)?, &Options::new())
+    }
+
+    /// [`access_at`](Self::access_at) with an explicit key and options.
+    ///
+    /// # Errors
+    /// As [`access_at`](Self::access_at).
+    pub fn access_in(key: &Key, opts: &Options) -> Result<DynObject> {
+        Self::wrap(RawObject::access(key, Layout::untyped(0), opts)?)
+    }
+
+    /// Attaches to the object under `key` if its schema has `schema` as a prefix (the
+    /// evolution rule), or creates it from `schema` (zeroed).
+    ///
+    /// # Errors
+    /// As [`RawObject::open_or_create`]: [`LayoutMismatch`](ErrorKind::LayoutMismatch) naming
+    /// the first differing field.
+    pub fn open_or_create_in(key: &Key, schema: Schema, opts: &Options) -> Result<DynObject> {
+        Self::wrap(RawObject::open_or_create(
+            key,
+            Layout::from_schema(schema),
+            opts,
+        )?)
+    }
+
+    /// Creates a new, zeroed object from `schema`.
+    ///
+    /// # Errors
+    /// As [`RawObject::create`].
+    pub fn create_in(key: &Key, schema: Schema, opts: &Options) -> Result<DynObject> {
+        Self::wrap(RawObject::create(key, Layout::from_schema(schema), opts)?)
+    }
+
+    /// The schema stored in the object.
+    #[must_use]
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// The key.
+    #[must_use]
+    pub fn key(&self) -> &Key {
+        self.object.key()
+    }
+
+    /// The underlying object (ids, counts, creator).
+    #[must_use]
+    pub fn raw(&self) -> &RawObject {
+        &self.object
+    }
+
+    /// Bytes of the object's data.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.region.len
+    }
+
+    /// Whether the object has no bytes (never: a schema describes at least one).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.region.len == 0
+    }
+
+    /// Completed writes.
+    #[must_use]
+    pub fn version(&self) -> u64 {
+        self.region.version()
+    }
+
+    /// When the last write was published (see [`Shared::last_write`](crate::Shared::last_write)).
+    #[must_use]
+    pub fn last_write(&self) -> Instant {
+        crate::sync::instant_of(self.region.last_write_ns())
+    }
+
+    /// A consistent snapshot (never torn, whatever writers do meanwhile).
+    #[must_use]
+    pub fn read(&self) -> Snapshot {
+        let mut bytes = vec![0u8; self.region.len];
+        let version = self.read_into(&mut bytes);
+        Snapshot {
+            version,
+            bytes,
+            schema: Arc::clone(&self.schema),
+        }
+    }
+
+    /// Copies a consistent snapshot of the first `dst.len()` bytes (at most [`len`](Self::len))
+    /// into `dst`, without allocating; returns the version it holds.
+    ///
+    /// # Panics
+    /// If `dst` is longer than the object.
+    pub fn read_into(&self, dst: &mut [u8]) -> u64 {
+        assert!(
+            dst.len() <= self.region.len,
+            "read_into: a buffer of {} bytes for an object of {}",
+            dst.len(),
+            self.region.len
+        );
+        // SAFETY: `dst` is valid for its `len() <= region.len` bytes of writes and private
+        // (an exclusive borrow); the region's mappings live as long as `self`.
+        let fast = unsafe { self.region.try_read_version(dst.as_mut_ptr(), dst.len()) };
+        if let Some(version) = fast {
+            return version;
+        }
+        // SAFETY: as above.
+        let slow = unsafe { self.region.read_until(dst.as_mut_ptr(), dst.len(), None) };
+        // Without a deadline it returns only with a snapshot.
+        slow.unwrap_or_else(|| self.version())
+    }
+
+    /// Blocks until the version is greater than `seen`, and returns it (a futex wait, woken by
+    /// the next publish).
+    ///
+    /// # Errors
+    /// [`Timeout`](ErrorKind::Timeout) if `timeout` passes first.
+    pub fn wait_for_update(&self, seen: u64, timeout: Option<Duration>) -> Result<u64> {
+        self.region
+            .wait_for_update(seen, timeout)
+            .map_err(|e| e.with_key(self.key()))
+    }
+
+    /// Parses `FIELD=VALUE` assignments (`seq=7`, `pos=[1, 2, 3]`, `pos[1]=2.5`,
+    /// `pose.position={x: 1, y: 2, z: 3}`) by the schema's types, range-checked.
+    ///
+    /// # Errors
+    /// [`InvalidValue`](ErrorKind::InvalidValue) naming the field of the first bad one.
+    pub fn parse_assignments<S: AsRef<str>>(&self, text: &[S]) -> Result<Vec<(String, Value)>> {
+        text.iter()
+            .map(|a| {
+                let a = a.as_ref();
+                let (path, value) = a.split_once('=').ok_or_else(|| {
+                    invalid(format!(
+                        "`{a}` is not an assignment: write `FIELD=VALUE` (e.g. `pos[1]=2.5`)"
+                    ))
+                })?;
+                let path = path.trim();
+                let (_, ty) = resolve(&self.schema, path)?;
+                let v = schema::parse_value(ty, value.trim(), path).map_err(invalid)?;
+                Ok((path.to_owned(), v))
+            })
+            .collect()
+    }
+
+    /// [`parse_assignments`](Self::parse_assignments) then [`write`](Self::write): all in one
+    /// locked write, or nothing if any is invalid. Returns the new version.
+    ///
+    /// # Errors
+    /// As both.
+    pub fn set<S: AsRef<str>>(&self, assignments: &[S]) -> Result<u64> {
+        let values = self.parse_assignments(assignments)?;
+        self.write(&values)
+    }
+
+    /// Sets fields or elements by path in **one** locked write (one publish: waiters wake
+    /// once); the other bytes keep their value. Every assignment is checked first (path, type,
+    /// range); if any is invalid nothing is written. Returns the new version.
+    ///
+    /// # Errors
+    /// [`InvalidValue`](ErrorKind::InvalidValue) naming the field; lock errors as
+    /// [`Shared::lock`](crate::Shared::lock).
+    pub fn write(&self, assignments: &[(String, Value)]) -> Result<u64> {
+        // Every assignment is checked on a throw-away buffer first: path, type and range
+        // errors do not depend on the current value, so no lock is taken for invalid input.
+        let mut trial = vec![0u8; self.region.len];
+        for (path, v) in assignments {
+            let (offset, ty) = resolve(&self.schema, path)?;
+            schema::encode_value(ty, v, path, &mut trial[offset..]).map_err(invalid)?;
+        }
+        self.write_with(|bytes| {
+            for (path, v) in assignments {
+                let (offset, ty) = resolve(&self.schema, path)?;
+                schema::encode_value(ty, v, path, &mut bytes[offset..]).map_err(invalid)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Replaces the first `bytes.len()` bytes of the value in one locked write (a mirror
+    /// writing a received snapshot). Returns the new version.
+    ///
+    /// # Errors
+    /// [`InvalidValue`](ErrorKind::InvalidValue) if `bytes` is longer than the object; lock
+    /// errors.
+    pub fn write_bytes(&self, bytes: &[u8]) -> Result<u64> {
+        if bytes.len() > self.region.len {
+            return Err(invalid(format!(
+                "{} bytes given for an object of {}",
+                bytes.len(),
+                self.region.len
+            )));
+        }
+        self.write_with(|dst| {
+            dst[..bytes.len()].copy_from_slice(bytes);
+            Ok(())
+        })
+    }
+
+    /// Runs `change` on a private copy of the value under the writer lock and publishes it,
+    /// or publishes nothing if `change` fails (callers validate before, so it does not).
+    fn write_with(&self, change: impl FnOnce(&mut [u8]) -> Result<()>) -> Result<u64> {
+        let len = self.region.len;
+        let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
+        let ptr = scratch.as_mut_ptr().cast::<u8>();
+        // SAFETY: `scratch` has room for `len` bytes (whole words, so 8-aligned) and is private
+        // to us: the process-local mutex is held, and it is only used under it.
+        let state = unsafe { self.region.begin_write(ptr, &self.scratch_seq, None) }
+            .map_err(|e| e.with_key(self.key()))?;
+        // SAFETY: `begin_write` filled the first `len` bytes of the buffer (initialised
+        // `u64`s, so any bytes), which nobody else accesses while we hold both locks.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
+        let outcome = change(bytes);
+        match outcome {
+            Ok(()) => {
+                // SAFETY: the buffer holds `len` initialised bytes; `state` is this write's.
+                let seq = unsafe { self.region.publish(&state, ptr) };
+                self.scratch_seq
+                    .store(seq, std::sync::atomic::Ordering::Relaxed);
+                Ok(seq / 2)
+            }
+            Err(e) => {
+                // The buffer may be half-changed: copy afresh next time. Nothing was published.
+                self.scratch_seq
+                    .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for DynObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynObject")
+            .field("key", self.key())
+            .field("type", &self.schema.name)
+            .field("len", &self.region.len)
+            .finish_non_exhaustive()
+    }
+}
