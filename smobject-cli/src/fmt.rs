@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `0x6101abcd`, as `ipcs` prints keys.
 pub(crate) fn fmt_key(key: i32) -> String {
@@ -38,6 +38,18 @@ pub(crate) fn fmt_age(secs: i64) -> String {
         60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
         3600..=86_399 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
         _ => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+/// `0.0s`, `1.2s`, `59.9s`, then as [`fmt_age`] (`3m12s`): an age to a tenth of a second
+/// while that matters (the last write of a live object).
+pub(crate) fn fmt_elapsed(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 59.95 {
+        format!("{secs:.1}s")
+    } else {
+        // Rounded, so 59.96 s shows as `1m00s`, after `59.9s`.
+        fmt_age(secs.round() as i64)
     }
 }
 
@@ -141,6 +153,11 @@ mod tests {
         assert_eq!(fmt_age(192), "3m12s");
         assert_eq!(fmt_age(5 * 3600 + 180), "5h03m");
         assert_eq!(fmt_age(2 * 86_400 + 4 * 3600), "2d04h");
+        assert_eq!(fmt_elapsed(Duration::ZERO), "0.0s");
+        assert_eq!(fmt_elapsed(Duration::from_millis(1_240)), "1.2s");
+        assert_eq!(fmt_elapsed(Duration::from_millis(59_940)), "59.9s");
+        assert_eq!(fmt_elapsed(Duration::from_millis(59_960)), "1m00s");
+        assert_eq!(fmt_elapsed(Duration::from_secs(192)), "3m12s");
     }
 
     #[test]

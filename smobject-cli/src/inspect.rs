@@ -5,7 +5,7 @@ use std::os::unix::fs::MetadataExt;
 
 use smobject::inspect::{self, HeaderInfo, Pair, Segment};
 
-use crate::fmt::{fmt_age, fmt_key, fmt_mode, hexdump, now_unix};
+use crate::fmt::{fmt_age, fmt_elapsed, fmt_key, fmt_mode, hexdump, now_unix, Table};
 use crate::procfs::{describe_pid, describe_pids, running, Attachments, Users};
 use crate::target::Target;
 use crate::Failure;
@@ -127,7 +127,44 @@ fn header(out: &mut dyn Write, h: &HeaderInfo, target: &Target) -> std::io::Resu
         ),
     )?;
     field(out, "count", h.count.to_string())?;
-    sync_state(out, h)
+    sync_state(out, h)?;
+    schema(out, h)
+}
+
+/// The stored schema: every field (nested structs' fields as `a.b`) with its offset and type.
+fn schema(out: &mut dyn Write, h: &HeaderInfo) -> std::io::Result<()> {
+    let Some(s) = &h.schema else {
+        let why = match &h.schema_error {
+            Some(e) => format!("UNUSABLE: {e}"),
+            None if !h.valid || h.state != 2 => {
+                "unknown (the header is not valid and ready)".into()
+            }
+            None => "none (an untyped object: bytes only)".into(),
+        };
+        return field(out, "schema", why);
+    };
+    field(
+        out,
+        "schema",
+        format!(
+            "{}, {} bytes, align {}, {} field{}",
+            s.name,
+            s.size,
+            s.align,
+            s.fields.len(),
+            if s.fields.len() == 1 { "" } else { "s" }
+        ),
+    )?;
+    let mut t = Table::new(&["FIELD", "OFFSET", "TYPE"]);
+    for (path, offset, ty) in s.describe_layout() {
+        t.push(vec![path, offset.to_string(), ty]);
+    }
+    let mut buf = Vec::new();
+    t.print(&mut buf)?;
+    for line in String::from_utf8_lossy(&buf).lines() {
+        writeln!(out, "  {line}")?;
+    }
+    Ok(())
 }
 
 /// The synchronisation part of the header: version, writer lock, sleepers, recoveries.
@@ -145,6 +182,14 @@ fn sync_state(out: &mut dyn Write, h: &HeaderInfo) -> std::io::Result<()> {
             }
         ),
     )?;
+    let last_write = match h.last_write_age() {
+        None => "unknown".to_owned(),
+        Some(age) if h.version == 0 => {
+            format!("{} ago (the creation: never written)", fmt_elapsed(age))
+        }
+        Some(age) => format!("{} ago", fmt_elapsed(age)),
+    };
+    field(out, "last write", last_write)?;
     let lock = match h.lock_owner {
         None => "free".into(),
         Some(tid) if running(tid) => format!("held by tid {}", describe_pid(tid)),

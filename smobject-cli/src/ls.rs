@@ -5,7 +5,7 @@ use std::io::Write;
 use serde_json::{json, Value};
 use smobject::inspect::{self, HeaderInfo, Pair, PairState};
 
-use crate::fmt::{fmt_age, fmt_key, fmt_mode, now_unix, Table};
+use crate::fmt::{fmt_age, fmt_elapsed, fmt_key, fmt_mode, now_unix, Table};
 use crate::procfs::{Attachments, Users};
 use crate::target::Filter;
 use crate::Failure;
@@ -114,6 +114,9 @@ impl View {
             pids,
             self.state(),
             self.age.map_or("-".into(), fmt_age),
+            header(p)
+                .and_then(HeaderInfo::last_write_age)
+                .map_or("-".into(), fmt_elapsed),
         ]
     }
 
@@ -139,6 +142,9 @@ impl View {
             "state": self.state(),
             "leaked_guards": h.map(|h| h.leaked_guards),
             "age_secs": self.age,
+            "last_write_s": h
+                .and_then(HeaderInfo::last_write_age)
+                .map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0),
             "created_unix": h.map(|h| h.created_unix),
             "version": h.map(|h| h.version),
             "fingerprint": h.map(|h| format!("{:#018x}", h.fingerprint)),
@@ -194,6 +200,7 @@ pub(crate) fn run(out: &mut impl Write, filter: &Filter, json: bool) -> Result<(
         "PIDS",
         "STATE",
         "AGE",
+        "LAST WRITE",
     ]);
     for v in &views {
         t.push(v.row());

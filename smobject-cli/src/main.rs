@@ -1,5 +1,6 @@
 //! The `smobject` command: what `ipcs` and `ipcrm` do, aware of smobject's segment pairs, their
-//! types and the liveness of the processes using them.
+//! types and the liveness of the processes using them; and an object's fields by name (`get`,
+//! `set`, `watch --json`), through the schema stored in it.
 //!
 //! ```text
 //! smobject ls [--json] [--path FILE | --key KEY]
@@ -7,6 +8,9 @@
 //! smobject rm (PATH ID | --key KEY) [--force]
 //! smobject gc [--dry-run] [--path FILE | --key KEY]
 //! smobject watch (PATH ID | --key KEY) [--interval 1s] [--count N]
+//! smobject watch PATH ID --json [--count N]
+//! smobject get PATH ID [FIELD...] [--json]
+//! smobject set PATH ID FIELD=VALUE...
 //! ```
 //!
 //! Errors are printed as `error: ...` (smobject's messages name the key, path and id and carry a
@@ -14,10 +18,12 @@
 
 mod fmt;
 mod gc;
+mod get;
 mod inspect;
 mod ls;
 mod procfs;
 mod rm;
+mod set;
 mod target;
 mod watch;
 
@@ -30,7 +36,8 @@ use clap::{Args, Parser, Subcommand};
 use crate::target::{parse_duration, parse_id, parse_key, Filter, Target};
 
 /// Share a `#[repr(C)]` struct between processes: list, inspect, remove and watch smobject
-/// pairs (a data segment `ftok(path, id)` and a counter segment `ftok(path, id - 58)`).
+/// pairs (a data segment `ftok(path, id)` and a counter segment `ftok(path, id - 58)`), and
+/// read, write and follow their fields by name.
 #[derive(Parser, Debug)]
 #[command(name = "smobject", version, long_about = None)]
 struct Cli {
@@ -77,17 +84,51 @@ enum Command {
         #[command(flatten)]
         filter: FilterArgs,
     },
-    /// Live view of a pair's version and update rate.
+    /// Live view of a pair's version and update rate, or (`--json`) of its values.
     Watch {
         #[command(flatten)]
         target: TargetArgs,
         /// Time between samples: seconds (`0.5`) or with a unit (`200ms`, `2s`).
         #[arg(long, default_value = "1s", value_parser = parse_duration)]
         interval: Duration,
-        /// Stop after this many samples (default: run until interrupted).
+        /// Stop after this many samples (lines with `--json`; default: run until interrupted).
         #[arg(long)]
         count: Option<u64>,
+        /// Print every new value as it is published, one JSON line each:
+        /// `{"version": N, "value": {...}}` (attaches to the object; needs PATH ID).
+        #[arg(long, conflicts_with_all = ["key", "interval"])]
+        json: bool,
     },
+    /// Print an object's fields from one consistent snapshot (`name = value` lines).
+    Get {
+        #[command(flatten)]
+        object: ObjectArgs,
+        /// Only these fields or elements (`pos`, `pos[1]`, `a.b`), printed as `FIELD = value`.
+        #[arg(value_name = "FIELD")]
+        fields: Vec<String>,
+        /// Print one JSON object instead (keys: the field names, or the FIELDs given).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set fields by name, all in one locked write (one new version); nothing is written if
+    /// any assignment is invalid. Prints the new version.
+    Set {
+        #[command(flatten)]
+        object: ObjectArgs,
+        /// `FIELD=VALUE`: `seq=7`, `pos[1]=2.5`, `pos=[1, 2, 3]`, `a={b: 1, c: 2}`.
+        #[arg(value_name = "FIELD=VALUE", required = true)]
+        assignments: Vec<String>,
+    },
+}
+
+/// An object to attach to, by key file and id (`get`, `set`, `watch --json`).
+#[derive(Args, Debug)]
+struct ObjectArgs {
+    /// The key file (as given to `ftok`).
+    path: PathBuf,
+    /// The project id: one character in 'A'..='z', e.g. `a`.
+    #[arg(value_parser = parse_id)]
+    id: u8,
 }
 
 /// One pair, named by its key file and id or by its raw data key.
@@ -187,9 +228,29 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Gc { dry_run, filter } => gc::run(&mut out, &filter.resolve()?, dry_run),
         Command::Watch {
             target,
+            json: true,
+            count,
+            ..
+        } => match (&target.path, target.id) {
+            (Some(path), Some(id)) => watch::run_json(&mut out, path, id, count),
+            // clap's `conflicts_with` makes this unreachable; still, no panic.
+            _ => Err(Failure::Usage("--json needs PATH and ID, not --key".into())),
+        },
+        Command::Watch {
+            target,
             interval,
             count,
+            json: false,
         } => watch::run(&mut out, &target.resolve()?, interval, count),
+        Command::Get {
+            object,
+            fields,
+            json,
+        } => get::run(&mut out, &object.path, object.id, &fields, json),
+        Command::Set {
+            object,
+            assignments,
+        } => set::run(&mut out, &object.path, object.id, &assignments),
     }
 }
 
@@ -224,6 +285,35 @@ mod tests {
         assert!(Cli::try_parse_from(["smobject", "inspect", "/tmp/x", "ab"]).is_err());
         assert!(Cli::try_parse_from(["smobject", "rm", "/tmp/x", "a", "--key", "1"]).is_err());
         assert!(Cli::try_parse_from(["smobject", "gc", "--path", "/x", "--key", "1"]).is_err());
+    }
+
+    #[test]
+    fn get_set_and_watch_json_take_path_and_id() {
+        let cli =
+            Cli::try_parse_from(["smobject", "get", "/tmp/x", "a", "pos[1]", "--json"]).unwrap();
+        let Command::Get { fields, json, .. } = cli.command else {
+            panic!("not get");
+        };
+        assert_eq!((fields, json), (vec!["pos[1]".to_owned()], true));
+        assert!(Cli::try_parse_from(["smobject", "get", "/tmp/x", "a"]).is_ok());
+        assert!(Cli::try_parse_from(["smobject", "get", "/tmp/x"]).is_err());
+        assert!(Cli::try_parse_from(["smobject", "set", "/tmp/x", "a", "seq=1", "s=2"]).is_ok());
+        assert!(Cli::try_parse_from(["smobject", "set", "/tmp/x", "a"]).is_err());
+        assert!(Cli::try_parse_from(["smobject", "watch", "/tmp/x", "a", "--json"]).is_ok());
+        for args in [
+            &["smobject", "watch", "--key", "0x61000001", "--json"][..],
+            &[
+                "smobject",
+                "watch",
+                "/tmp/x",
+                "a",
+                "--json",
+                "--interval",
+                "1s",
+            ],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! `smobject watch`: a pair's version and update rate, sampled at an interval.
+//! `smobject watch`: a pair's version and update rate, sampled at an interval; or, with
+//! `--json`, every new value as it is published.
 
 use std::io::Write;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use smobject::inspect;
+use smobject::{inspect, DynObject};
 
 use crate::ls::header;
 use crate::target::Target;
@@ -78,4 +80,40 @@ pub(crate) fn run(
         }
         std::thread::sleep(interval);
     }
+}
+
+/// `smobject watch PATH ID --json [--count N]`: one line `{"version": N, "value": {...}}` for
+/// the current value at once, then one for each newer value, sleeping on the object's futex in
+/// between (woken by the next publish: no polling). Each line is a consistent snapshot and its
+/// own version, so versions are strictly increasing; versions published while a line is being
+/// printed are skipped (the latest value is what counts). Stops after `count` lines, or runs
+/// until interrupted or stdout is closed.
+pub(crate) fn run_json(
+    out: &mut impl Write,
+    path: &Path,
+    id: u8,
+    count: Option<u64>,
+) -> Result<(), Failure> {
+    let object = DynObject::access_at(path, id)?;
+    let mut printed = 0u64;
+    let mut last: Option<u64> = None;
+    while count.is_none_or(|c| printed < c) {
+        let snap = object.read();
+        let version = snap.version();
+        if last.is_none_or(|l| version > l) {
+            writeln!(
+                out,
+                "{{\"version\": {version}, \"value\": {}}}",
+                snap.value().to_json()
+            )?;
+            out.flush()?;
+            printed += 1;
+            last = Some(version);
+            if count.is_some_and(|c| printed >= c) {
+                break;
+            }
+        }
+        object.wait_for_update(last.unwrap_or(version), None)?;
+    }
+    Ok(())
 }

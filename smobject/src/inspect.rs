@@ -8,10 +8,13 @@
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
+use std::time::Duration;
+
 use crate::error::{Error, ErrorKind, Result};
-use crate::header::{HeaderPtr, FORMAT_VERSION, HEADER_SIZE, MAGIC, STATE_READY};
+use crate::header::{HeaderPtr, Ident, FORMAT_VERSION, HEADER_SIZE, MAGIC, STATE_READY};
 use crate::key::{Key, COUNTER_OFFSET, ID_MAX, ID_MIN};
 use crate::object::Options;
+use crate::schema::{Schema, MAX_SCHEMA_BYTES};
 use crate::sync::Region;
 use crate::sys;
 
@@ -139,6 +142,17 @@ pub struct HeaderInfo {
     /// Thread id holding the writer lock, if held (glibc's robust mutex keeps the owner's tid in
     /// its first word; `None` elsewhere or when free).
     pub lock_owner: Option<i32>,
+    /// `CLOCK_MONOTONIC_COARSE` nanoseconds of the last publish (of the creation before the
+    /// first one); 0 if unknown. See [`last_write_age`](Self::last_write_age).
+    pub last_write_ns: u64,
+    /// The struct's schema stored in the counter segment: `None` for an untyped object, a
+    /// header that is not valid and ready, or a malformed schema (then
+    /// [`schema_error`](Self::schema_error) says why).
+    pub schema: Option<Schema>,
+    /// Why the stored schema could not be used (malformed bytes, sizes outside the segment, or
+    /// a schema that does not match the header's fingerprint, size or type name). Such an
+    /// object cannot be attached (`NotAnObject`).
+    pub schema_error: Option<String>,
 }
 
 impl HeaderInfo {
@@ -148,6 +162,73 @@ impl HeaderInfo {
     pub fn creator_alive(&self) -> bool {
         self.creator_start != 0 && sys::process_start_time(self.creator_pid) == self.creator_start
     }
+
+    /// How long ago the last write was published (or, before the first write, the object was
+    /// created), at the kernel tick's resolution; `None` if the header holds no time. Measured
+    /// on the clock writers stamp (`CLOCK_MONOTONIC_COARSE`), so it is never negative.
+    #[must_use]
+    pub fn last_write_age(&self) -> Option<Duration> {
+        if self.last_write_ns == 0 {
+            return None;
+        }
+        Some(Duration::from_nanos(
+            sys::monotonic_coarse_ns().saturating_sub(self.last_write_ns),
+        ))
+    }
+}
+
+/// Reads and checks the schema stored in a counter segment of `segment_size` bytes whose
+/// identity block is `ident`: `Ok(None)` for an untyped object. Untrusted input: every size is
+/// checked against the segment before a byte is read, and the decoded schema must match the
+/// header (as attaching requires).
+fn stored_schema(
+    h: HeaderPtr,
+    ident: &Ident,
+    segment_size: usize,
+) -> std::result::Result<Option<Schema>, String> {
+    if ident.schema_len == 0 {
+        return if ident.fingerprint == 0 {
+            Ok(None)
+        } else {
+            Err(format!(
+                "the header records fingerprint {:#018x} but no schema",
+                ident.fingerprint
+            ))
+        };
+    }
+    let len = usize::try_from(ident.schema_len)
+        .ok()
+        .filter(|&l| l <= MAX_SCHEMA_BYTES)
+        .ok_or_else(|| format!("the header records a {}-byte schema", ident.schema_len))?;
+    let data_size = usize::try_from(ident.data_size).unwrap_or(usize::MAX);
+    // Where `header::schema_offset` puts it, computed without overflow.
+    let fits = data_size
+        .checked_next_multiple_of(8)
+        .and_then(|d| d.checked_add(HEADER_SIZE))
+        .and_then(|o| o.checked_add(len))
+        .is_some_and(|end| end <= segment_size);
+    if !fits {
+        return Err(format!(
+            "the header records {} data bytes and a {len}-byte schema, more than the counter segment's {segment_size} bytes hold",
+            ident.data_size
+        ));
+    }
+    let bytes = h.read_schema(data_size, len);
+    let schema = Schema::decode(&bytes).map_err(|why| format!("malformed schema: {why}"))?;
+    if schema.size as u64 != ident.data_size
+        || schema.fingerprint() != ident.fingerprint
+        || Ident::encode_type_name(&schema.name) != ident.type_name
+    {
+        return Err(format!(
+            "the schema (`{}`, {} bytes) does not match the header (`{}`, {} bytes, fingerprint {:#018x})",
+            schema.name,
+            schema.size,
+            ident.type_name(),
+            ident.data_size,
+            ident.fingerprint
+        ));
+    }
+    Ok(Some(schema))
 }
 
 /// Reads the header of the counter segment `shmid` through a read-only attachment.
@@ -170,7 +251,21 @@ pub fn read_header(shmid: i32) -> Result<HeaderInfo> {
     // SAFETY: the mapping has at least HEADER_SIZE bytes (checked above), is page-aligned and
     // stays mapped until the shmdt below; we only read through it.
     let h = unsafe { HeaderPtr::new(p) };
+    // `state` first (acquire): once it says READY, the identity block and the schema that the
+    // creator wrote before it are complete.
+    let state = h.state().load(Ordering::Acquire);
     let ident = h.read_ident();
+    let valid = ident.magic == MAGIC
+        && ident.version == FORMAT_VERSION
+        && ident.header_size as usize == HEADER_SIZE;
+    let (schema, schema_error) = if valid && state == STATE_READY {
+        match stored_schema(h, &ident, info.size) {
+            Ok(s) => (s, None),
+            Err(why) => (None, Some(why)),
+        }
+    } else {
+        (None, None)
+    };
     let s = h.sync();
     // SAFETY: the mutex slot is inside the mapping and 4-aligned (MUTEX_OFFSET is a multiple of
     // 64 in a page-aligned mapping); its first word is glibc's lock word, which every C library
@@ -180,10 +275,8 @@ pub fn read_header(shmid: i32) -> Result<HeaderInfo> {
     let seq = s.seq.load(Ordering::Acquire);
     let out = HeaderInfo {
         count: h.count().load(Ordering::Relaxed),
-        state: h.state().load(Ordering::Acquire),
-        valid: ident.magic == MAGIC
-            && ident.version == FORMAT_VERSION
-            && ident.header_size as usize == HEADER_SIZE,
+        state,
+        valid,
         format: ident.version,
         id: (ident.flags & 0xff) as u8,
         path_hash: ident.path_hash,
@@ -210,6 +303,9 @@ pub fn read_header(shmid: i32) -> Result<HeaderInfo> {
         } else {
             None
         },
+        last_write_ns: s.last_write.load(Ordering::Relaxed),
+        schema,
+        schema_error,
     };
     // SAFETY: attached above; `h` is not used after this.
     let _ = unsafe { sys::shmdt(p) };
@@ -499,6 +595,80 @@ mod tests {
             (100, 596, 597, 1)
         );
         assert_eq!(s[0].key, 1_627_720_434);
+    }
+
+    /// A counter segment's first page, as a mapping would be (page-aligned).
+    #[repr(C, align(4096))]
+    struct Page([u8; 4096]);
+
+    /// A header of a `u64` field struct `Seq` with its schema, as a creator writes it.
+    fn counter_with_schema() -> (Box<Page>, Ident, usize) {
+        use crate::schema::{FieldDef, Scalar, StructDef, TypeDef};
+        const SEQ: StructDef = StructDef {
+            name: "Seq",
+            size: 8,
+            align: 8,
+            fields: &[FieldDef {
+                name: "seq",
+                offset: 0,
+                ty: TypeDef::Scalar(Scalar::U64),
+            }],
+        };
+        let schema = SEQ.to_schema().encode().unwrap();
+        let mut page = Box::new(Page([0; 4096]));
+        let base = std::ptr::NonNull::new(page.0.as_mut_ptr()).unwrap();
+        // SAFETY: the page is 4096 bytes (more than HEADER_SIZE plus the schema), page-aligned,
+        // and outlives every use of the pointer below (the box is returned with it unused).
+        let h = unsafe { HeaderPtr::new(base) };
+        let mut ident = Ident::from_bytes(&[0; crate::header::IDENT_SIZE]);
+        ident.data_size = 8;
+        ident.fingerprint = SEQ.fingerprint();
+        ident.type_name = Ident::encode_type_name("Seq");
+        ident.schema_len = schema.len() as u64;
+        h.write_schema(8, &schema);
+        let size = crate::header::schema_offset(8) + schema.len();
+        (page, ident, size)
+    }
+
+    #[test]
+    fn stored_schema_is_checked_against_the_segment_and_the_header() {
+        let (mut page, ident, size) = counter_with_schema();
+        let base = std::ptr::NonNull::new(page.0.as_mut_ptr()).unwrap();
+        // SAFETY: as in `counter_with_schema`; `page` lives until the end of the test.
+        let h = unsafe { HeaderPtr::new(base) };
+        let s = stored_schema(h, &ident, size).unwrap().unwrap();
+        assert_eq!((s.name.as_str(), s.fields[0].name.as_str()), ("Seq", "seq"));
+
+        // A segment too small for the recorded sizes, absurd sizes: refused, no panic.
+        assert!(stored_schema(h, &ident, size - 1)
+            .unwrap_err()
+            .contains("more than the counter segment"));
+        let mut huge = ident;
+        huge.data_size = u64::MAX;
+        assert!(stored_schema(h, &huge, size).is_err());
+        huge = ident;
+        huge.schema_len = u64::MAX;
+        assert!(stored_schema(h, &huge, size).is_err());
+        // A schema that is not the header's struct, and one without a schema.
+        let mut other = ident;
+        other.fingerprint ^= 1;
+        assert!(stored_schema(h, &other, size)
+            .unwrap_err()
+            .contains("does not match the header"));
+        let mut untyped = ident;
+        untyped.schema_len = 0;
+        assert!(
+            stored_schema(h, &untyped, size).is_err(),
+            "fingerprint without schema"
+        );
+        untyped.fingerprint = 0;
+        assert_eq!(stored_schema(h, &untyped, size), Ok(None));
+        // Scribbled bytes.
+        let at = crate::header::schema_offset(8) + 6;
+        page.0[at] ^= 0xff;
+        // SAFETY: as above (a fresh pointer after the write through `page`).
+        let h = unsafe { HeaderPtr::new(std::ptr::NonNull::new(page.0.as_mut_ptr()).unwrap()) };
+        assert!(stored_schema(h, &ident, size).is_err());
     }
 
     #[test]

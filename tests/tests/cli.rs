@@ -14,15 +14,15 @@
 //! remove other tests' stale pairs in the middle of their run. Every test ends by checking that
 //! its keys are free, and [`KeyFile`] removes whatever is left even when a test panics.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use smobject::{Shared, SharedStruct};
+use serde_json::{json, Value};
+use smobject::{shared_memory, Shared, SharedStruct};
 use tests::structs::Telemetry;
 use tests::{nattch, Helper, KeyFile, WAIT};
 
@@ -181,6 +181,199 @@ fn shmid_exists(shmid: i32) -> bool {
         .any(|s| s.shmid == shmid)
 }
 
+/// `1.2s` (as `ls` and `inspect` print the last write's age; `3m12s` past a minute) in
+/// seconds.
+fn seconds(s: &str) -> f64 {
+    if let Some((m, rest)) = s.split_once('m') {
+        let m: f64 = m.parse().unwrap_or_else(|_| panic!("not an age: {s}"));
+        return m * 60.0 + seconds(rest);
+    }
+    s.strip_suffix('s')
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not an age: {s}"))
+}
+
+/// The `inspect` schema table (the indented lines after `schema`): field path, offset, type.
+fn schema_rows(out: &str) -> Vec<(String, usize, String)> {
+    out.lines()
+        .skip_while(|l| !l.starts_with("schema "))
+        .skip(2) // the `schema` line and the table's header
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            let offset = cols[1].parse().unwrap_or_else(|_| panic!("{l}"));
+            (cols[0].to_owned(), offset, cols[2..].join(" "))
+        })
+        .collect()
+}
+
+/// The `name = value` lines of `get`.
+fn get_lines(out: &str) -> Vec<&str> {
+    out.lines().collect()
+}
+
+/// Parses one JSON document.
+fn parse(text: &str) -> Value {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text:?}"))
+}
+
+/// A struct nested in [`Outer`]: fields reached as `a.b`, `w[1].c`.
+#[shared_memory(path = "/tmp", id = 'N')]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Inner {
+    b: u32,
+    c: i32,
+}
+
+/// A struct with a nested struct, an array of numbers and an array of structs.
+#[shared_memory(path = "/tmp", id = 'O')]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Outer {
+    a: Inner,
+    v: [u16; 4],
+    w: [Inner; 2],
+    t: f32,
+    n: u32,
+}
+
+/// Checks a `Telemetry` JSON value written by `t-tele-writer` (every field the same counter):
+/// returns the counter.
+fn untorn(value: &Value) -> u64 {
+    let seq = value["seq"].as_u64().unwrap_or_else(|| panic!("{value}"));
+    let pos: Vec<f64> = value["pos"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{value}"))
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    #[allow(clippy::cast_precision_loss)] // exact: far below 2^53 writes
+    let x = seq as f64;
+    assert_eq!(pos, [x; 3], "torn value: {value}");
+    assert_eq!(
+        value["status"].as_u64(),
+        Some(seq & 0xffff_ffff),
+        "torn value: {value}"
+    );
+    assert_eq!(
+        value["_pad"].as_u64(),
+        Some(seq & 0xffff_ffff),
+        "torn value: {value}"
+    );
+    seq
+}
+
+/// `smobject watch ...` as a running process whose stdout the test reads line by line: a
+/// thread reads one line per request, so the test can also close the pipe between lines.
+struct Watch {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    /// Asks the reader thread for the next line; dropped to close the pipe.
+    requests: Option<mpsc::Sender<()>>,
+    /// A request is outstanding (the thread is reading).
+    pending: bool,
+}
+
+impl Watch {
+    fn start(args: &[&str]) -> Watch {
+        let mut child = Command::new(smobject_exe())
+            .arg("watch")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning smobject watch");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        let (requests, rx) = mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stdout);
+            // Until the test drops `requests`: then `r` (the pipe's read end) is dropped.
+            while rx.recv().is_ok() {
+                let mut line = String::new();
+                match r.read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        if tx.send(line.trim_end().to_owned()).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        Watch {
+            child,
+            lines,
+            requests: Some(requests),
+            pending: false,
+        }
+    }
+
+    /// The next line if one arrives within `d`.
+    fn try_line(&mut self, d: Duration) -> Option<String> {
+        if !self.pending {
+            self.requests
+                .as_ref()
+                .expect("stdout open")
+                .send(())
+                .expect("reader thread gone");
+            self.pending = true;
+        }
+        let line = self.lines.recv_timeout(d).ok();
+        if line.is_some() {
+            self.pending = false;
+        }
+        line
+    }
+
+    /// The next line, within [`WAIT`].
+    fn line(&mut self) -> String {
+        self.try_line(WAIT)
+            .unwrap_or_else(|| panic!("no line from watch within {WAIT:?}"))
+    }
+
+    /// Closes the read end of the command's stdout (as `| head -1` does after its line).
+    fn close_stdout(&mut self) {
+        assert!(!self.pending, "the reader thread is reading");
+        self.requests = None;
+    }
+
+    /// The exit status if it has exited.
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("try_wait")
+    }
+
+    /// Waits for the exit (within [`WAIT`]): the exit code; asserts stderr shows no panic.
+    fn finish(mut self) -> Option<i32> {
+        let start = Instant::now();
+        let status = loop {
+            if let Some(st) = self.exited() {
+                break st;
+            }
+            assert!(start.elapsed() < WAIT, "watch did not exit within {WAIT:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let mut err = String::new();
+        let _ = self.child.stderr.take().unwrap().read_to_string(&mut err);
+        assert!(
+            !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+            "watch panicked: {err}"
+        );
+        status.code()
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 #[test]
 fn ls_shows_a_live_pair_with_type_size_mode_attachments_and_pid() {
     let kf = KeyFile::new("cli-ls");
@@ -193,7 +386,8 @@ fn ls_shows_a_live_pair_with_type_size_mode_attachments_and_pid() {
         let out = smobject(&args);
         let row = ls_row(out.ok(), key.raw());
         // DATA KEY  COUNTER KEY  SHMIDS  TYPE  SIZE  OWNER  MODE  ATTACHED  PIDS  STATE  AGE
-        assert_eq!(row.len(), 11, "{row:?}");
+        // LAST WRITE
+        assert_eq!(row.len(), 12, "{row:?}");
         assert_eq!(row[1], hex(key.counter().raw()));
         assert_eq!(row[3], "Telemetry");
         assert_eq!(row[4], size_of::<Telemetry>().to_string());
@@ -201,6 +395,8 @@ fn ls_shows_a_live_pair_with_type_size_mode_attachments_and_pid() {
         assert_eq!(row[7], "1/1", "kernel attachments / count at offset 0");
         assert_eq!(row[8], pid);
         assert_eq!(row[9], "live");
+        let last = seconds(&row[11]);
+        assert!(last >= 0.0, "{row:?}");
     }
 
     let json = smobject(&["ls", "--json", "--key", &hex(key.raw())]);
@@ -215,6 +411,7 @@ fn ls_shows_a_live_pair_with_type_size_mode_attachments_and_pid() {
     assert_eq!(o["creator_pid"], p.pid());
     assert_eq!(o["creator_alive"], true);
     assert_eq!(o["counter_key"], hex(key.counter().raw()).as_str());
+    assert!(o["last_write_s"].as_f64().is_some_and(|s| s >= 0.0), "{o}");
 
     finish_producer(p);
     assert!(kf.is_clean(b'a'));
@@ -322,6 +519,23 @@ fn inspect_prints_type_fingerprint_version_and_creator() {
         assert!(field(out, "creator").starts_with(&format!("pid {} (alive;", p.pid())));
         assert!(field(out, "attached pids").starts_with(&p.pid().to_string()));
         assert!(field(out, "data").starts_with(&format!("key {}", hex(key.raw()))));
+        // The schema stored in the object, and the age of t-produce's write.
+        assert_eq!(
+            field(out, "schema"),
+            "Telemetry, 40 bytes, align 8, 4 fields"
+        );
+        assert_eq!(
+            schema_rows(out),
+            [
+                ("seq".to_owned(), 0, "u64".to_owned()),
+                ("pos".to_owned(), 8, "[f64; 3]".to_owned()),
+                ("status".to_owned(), 32, "u32".to_owned()),
+                ("_pad".to_owned(), 36, "u32".to_owned()),
+            ]
+        );
+        let last = field(out, "last write");
+        let age = last.strip_suffix(" ago").map(seconds);
+        assert!(age.is_some_and(|a| a >= 0.0), "{last}");
     }
     // Given the key file, the header's key-file identity is checked against it.
     let run = smobject(&["inspect", &kf.arg(), "i"]);
@@ -550,4 +764,427 @@ fn bad_input_exits_1_with_a_clear_message_and_no_panic() {
         assert!(run.fails(2).contains("error:"), "{args:?}: {run:#?}");
     }
     assert!(kf.is_clean(b'n'));
+}
+
+#[test]
+fn get_prints_every_field_or_the_fields_asked_in_text_and_json() {
+    let kf = KeyFile::new("cli-get");
+    let p = producer(&kf, b'g'); // seq 42, pos [1.5, -2.5, 3.25], status 7
+    let path = kf.arg();
+
+    let run = smobject(&["get", &path, "g"]);
+    assert_eq!(
+        get_lines(run.ok()),
+        [
+            "seq = 42",
+            "pos = [1.5, -2.5, 3.25]",
+            "status = 7",
+            "_pad = 0"
+        ]
+    );
+    let run = smobject(&["get", &path, "g", "--json"]);
+    assert_eq!(run.ok().lines().count(), 1, "one JSON object: {run:#?}");
+    assert_eq!(
+        parse(&run.stdout),
+        json!({"seq": 42, "pos": [1.5, -2.5, 3.25], "status": 7, "_pad": 0})
+    );
+
+    // Fields and elements by path, in the order given.
+    let run = smobject(&["get", &path, "g", "pos[1]", "seq", "pos"]);
+    assert_eq!(
+        get_lines(run.ok()),
+        ["pos[1] = -2.5", "seq = 42", "pos = [1.5, -2.5, 3.25]"]
+    );
+    let run = smobject(&["get", "--json", &path, "g", "pos[1]", "status"]);
+    assert_eq!(parse(run.ok()), json!({"pos[1]": -2.5, "status": 7}));
+
+    // An unknown field or element: exit 1 naming it, nothing printed.
+    for (bad, named) in [
+        ("nope", "`nope`"),
+        ("pos[3]", "pos[3]"),
+        ("seq.x", "seq.x"),
+        ("pos[x]", "pos[x]"),
+    ] {
+        for json in [false, true] {
+            let mut args = vec!["get", &path, "g", "seq", bad];
+            if json {
+                args.push("--json");
+            }
+            let run = smobject(&args);
+            let err = run.fails(1);
+            assert!(err.starts_with("error: "), "{err}");
+            assert!(err.contains(named), "{bad}: {err}");
+            assert_eq!(run.stdout, "", "printed before failing: {run:#?}");
+        }
+    }
+    // A key with nothing under it.
+    kf.key(b'n');
+    let run = smobject(&["get", &path, "n"]);
+    assert!(run
+        .fails(1)
+        .starts_with("error: no shared object under this key"));
+
+    finish_producer(p);
+    assert!(kf.is_clean(b'g') && kf.is_clean(b'n'));
+}
+
+#[test]
+fn get_set_and_inspect_reach_nested_fields_by_dotted_paths() {
+    let kf = KeyFile::new("cli-nested");
+    kf.key(b'o');
+    let shared = Shared::<Outer>::create_at(kf.path(), b'o').unwrap();
+    shared.write(|o| {
+        *o = Outer {
+            a: Inner { b: 1, c: -2 },
+            v: [1, 2, 3, 4],
+            w: [Inner { b: 5, c: -6 }, Inner { b: 7, c: -8 }],
+            t: 0.5,
+            n: 9,
+        };
+    });
+    let path = kf.arg();
+
+    let run = smobject(&["get", &path, "o"]);
+    assert_eq!(
+        get_lines(run.ok()),
+        [
+            "a.b = 1",
+            "a.c = -2",
+            "v = [1, 2, 3, 4]",
+            "w[0].b = 5",
+            "w[0].c = -6",
+            "w[1].b = 7",
+            "w[1].c = -8",
+            "t = 0.5",
+            "n = 9",
+        ]
+    );
+    let run = smobject(&["get", &path, "o", "--json"]);
+    assert_eq!(
+        parse(run.ok()),
+        json!({"a": {"b": 1, "c": -2}, "v": [1, 2, 3, 4],
+               "w": [{"b": 5, "c": -6}, {"b": 7, "c": -8}], "t": 0.5, "n": 9})
+    );
+    let run = smobject(&["get", &path, "o", "a.b", "a", "w[1].c"]);
+    assert_eq!(
+        get_lines(run.ok()),
+        ["a.b = 1", "a = {b: 1, c: -2}", "w[1].c = -8"]
+    );
+    let run = smobject(&["get", &path, "o", "a.c", "w[1]", "--json"]);
+    assert_eq!(
+        parse(run.ok()),
+        json!({"a.c": -2, "w[1]": {"b": 7, "c": -8}})
+    );
+    let run = smobject(&["get", &path, "o", "a.x"]);
+    let err = run.fails(1);
+    assert!(err.contains("`x`") && err.contains("Inner"), "{err}");
+
+    // Nested fields and a partial struct (`c` keeps its value) in one write.
+    let run = smobject(&["set", &path, "o", "a.c=5", "w[1]={b: 70}", "v[3]=65535"]);
+    assert_eq!(run.ok(), "version 2\n");
+    let got = shared.read();
+    assert_eq!(got.a, Inner { b: 1, c: 5 });
+    assert_eq!(got.w[1], Inner { b: 70, c: -8 });
+    assert_eq!(got.v, [1, 2, 3, 65535]);
+    let run = smobject(&["set", &path, "o", "v[0]=65536"]);
+    assert!(run.fails(1).contains("v[0]"), "{run:#?}");
+    assert_eq!(shared.version(), 2);
+
+    // `inspect` lists nested fields with their offsets in the outer struct.
+    let run = smobject(&["inspect", &path, "o"]);
+    let out = run.ok();
+    assert!(
+        out.contains("\nschema        Outer, 40 bytes, align 4, 5 fields\n"),
+        "{out}"
+    );
+    let rows = schema_rows(out);
+    let row = |p: &str| {
+        rows.iter()
+            .find(|r| r.0 == p)
+            .map_or_else(|| panic!("no `{p}` in {rows:?}"), |r| (r.1, r.2.as_str()))
+    };
+    assert_eq!(row("a"), (0, "Inner"));
+    assert_eq!(row("a.b"), (0, "u32"));
+    assert_eq!(row("a.c"), (4, "i32"));
+    assert_eq!(row("v"), (8, "[u16; 4]"));
+    assert_eq!(row("w"), (16, "[Inner; 2]"));
+    assert_eq!(row("t"), (32, "f32"));
+    assert_eq!(row("n"), (36, "u32"));
+
+    drop(shared);
+    assert!(kf.is_clean(b'o'));
+}
+
+#[test]
+fn set_writes_every_assignment_in_one_version_or_nothing() {
+    let kf = KeyFile::new("cli-set");
+    let p = producer(&kf, b's'); // version 1: seq 42, pos [1.5, -2.5, 3.25], status 7
+    let path = kf.arg();
+    let reader = Shared::<Telemetry>::access_at(kf.path(), b's').unwrap();
+    assert_eq!(reader.version(), 1);
+
+    let run = smobject(&["set", &path, "s", "seq=7", "pos[1]=2.5", "status=3"]);
+    assert_eq!(run.ok(), "version 2\n", "three fields, one new version");
+    assert_eq!(reader.version(), 2);
+    let after = Telemetry {
+        seq: 7,
+        pos: [1.5, 2.5, 3.25],
+        status: 3,
+        _pad: 0,
+    };
+    assert_eq!(reader.read(), after);
+    let run = smobject(&["get", &path, "s", "--json"]);
+    assert_eq!(
+        parse(run.ok()),
+        json!({"seq": 7, "pos": [1.5, 2.5, 3.25], "status": 3, "_pad": 0})
+    );
+
+    // Invalid assignments, alone or after valid ones: exit 1 naming the field; nothing written.
+    for (args, named) in [
+        (vec!["status=-1"], "`status`"),
+        (vec!["seq=100", "status=-1"], "`status`"),
+        (vec!["seq=1.5"], "`seq`"),
+        (vec!["status=4294967296"], "`status`"),
+        (vec!["seq=8", "pos=[1, 2]"], "`pos`"),
+        (vec!["pos[3]=1"], "pos[3]"),
+        (vec!["seq=8", "nope=1"], "`nope`"),
+        (vec!["seq"], "`seq`"),
+    ] {
+        let mut all = vec!["set", path.as_str(), "s"];
+        all.extend(&args);
+        let run = smobject(&all);
+        let err = run.fails(1);
+        assert!(err.starts_with("error: invalid value"), "{args:?}: {err}");
+        assert!(err.contains(named), "{args:?} should name {named}: {err}");
+        assert!(err.contains("nothing was written"), "{err}");
+        assert_eq!(run.stdout, "", "{run:#?}");
+        assert_eq!(reader.version(), 2, "{args:?} published a version");
+        assert_eq!(reader.read(), after, "{args:?} changed the value");
+    }
+
+    // A whole array and a negative float.
+    let run = smobject(&["set", &path, "s", "pos=[0.5, 1, -1e3]"]);
+    assert_eq!(run.ok(), "version 3\n");
+    let whole = Telemetry {
+        pos: [0.5, 1.0, -1000.0],
+        ..after
+    };
+    assert_eq!(reader.read(), whole);
+
+    drop(reader);
+    finish_producer(p);
+    assert!(kf.is_clean(b's'));
+}
+
+#[test]
+fn watch_json_prints_strictly_increasing_versions_of_a_live_writer() {
+    let kf = KeyFile::new("cli-watch-json");
+    kf.key(b'j');
+    let shared = Shared::<Telemetry>::create_at(kf.path(), b'j').unwrap();
+    // The only writer sets `seq` to the version it publishes.
+    shared.write(|t| t.seq = 1);
+    let stop = AtomicBool::new(false);
+    let run = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                shared.write(|t| {
+                    t.seq += 1;
+                    t.status = t.seq as u32;
+                });
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        let run = smobject(&["watch", &kf.arg(), "j", "--json", "--count", "20"]);
+        stop.store(true, Ordering::Relaxed);
+        run
+    });
+    let out = run.ok();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 20, "{out}");
+    let mut prev = 0;
+    for l in lines {
+        let v = parse(l);
+        let obj = v
+            .as_object()
+            .unwrap_or_else(|| panic!("not an object: {l}"));
+        let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["value", "version"], "{l}");
+        let version = v["version"].as_u64().unwrap();
+        assert!(version > prev, "not strictly increasing: {out}");
+        prev = version;
+        // Each line is one snapshot and its own version.
+        assert_eq!(v["value"]["seq"].as_u64(), Some(version), "{l}");
+        assert_eq!(v["value"]["status"].as_u64(), Some(version), "{l}");
+        assert_eq!(v["value"]["pos"], json!([0.0, 0.0, 0.0]), "{l}");
+    }
+    drop(shared);
+    assert!(kf.is_clean(b'j'));
+}
+
+#[test]
+fn watch_json_sleeps_until_the_next_write_and_ends_quietly_on_a_closed_pipe() {
+    let kf = KeyFile::new("cli-watch-block");
+    kf.key(b'b');
+    let shared = Shared::<Telemetry>::create_at(kf.path(), b'b').unwrap();
+    shared.write(|t| t.seq = 10);
+    let path = kf.arg();
+
+    // The current value at once; nothing more without a write; the write's value next.
+    let mut w = Watch::start(&[&path, "b", "--json", "--count", "2"]);
+    let first = parse(&w.line());
+    assert_eq!(
+        first,
+        json!({"version": 1, "value": {"seq": 10, "pos": [0.0, 0.0, 0.0], "status": 0, "_pad": 0}})
+    );
+    assert_eq!(
+        w.try_line(Duration::from_millis(300)),
+        None,
+        "a line without a write"
+    );
+    assert!(w.exited().is_none(), "watch exited without a write");
+    shared.write(|t| t.seq = 11);
+    let second = parse(&w.line());
+    assert_eq!(second["version"], 2);
+    assert_eq!(second["value"]["seq"], 11);
+    assert_eq!(w.finish(), Some(0), "--count 2 ends after two lines");
+
+    // Without --count: runs until its stdout is closed, then ends without a panic.
+    let mut w = Watch::start(&[&path, "b", "--json"]);
+    assert_eq!(parse(&w.line())["version"], 2);
+    w.close_stdout();
+    let start = Instant::now();
+    while w.exited().is_none() {
+        assert!(
+            start.elapsed() < WAIT,
+            "watch kept running with stdout closed"
+        );
+        shared.write(|t| t.seq += 1); // wakes it: its next line fails with EPIPE
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let code = w.finish();
+    assert!(matches!(code, Some(0 | 1)), "exit {code:?}");
+
+    drop(shared);
+    assert!(kf.is_clean(b'b'));
+}
+
+#[test]
+fn get_and_watch_json_never_show_a_torn_value_under_a_flat_out_writer() {
+    let kf = KeyFile::new("cli-torn");
+    kf.key(b'f');
+    let mut writer = Helper::spawn(&["t-tele-writer", &kf.arg(), "f"]);
+    assert_eq!(writer.line(), "ok");
+    let path = kf.arg();
+
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..200 {
+        let run = smobject(&["get", &path, "f", "--json"]);
+        seen.insert(untorn(&parse(run.ok())));
+    }
+    // Evidence that the values were being written while read (else the check is vacuous).
+    assert!(seen.len() > 1, "the writer made no progress: {seen:?}");
+
+    let run = smobject(&["watch", &path, "f", "--json", "--count", "200"]);
+    let out = run.ok();
+    let mut prev = 0;
+    let mut lines = 0;
+    for l in out.lines() {
+        let v = parse(l);
+        let version = v["version"].as_u64().unwrap();
+        assert!(version > prev, "not strictly increasing: {prev} then {l}");
+        prev = version;
+        // The writer created the object and is its only writer: value i is version i.
+        assert_eq!(untorn(&v["value"]), version, "{l}");
+        lines += 1;
+    }
+    assert_eq!(lines, 200);
+
+    writer.send("stop");
+    assert!(writer.line().starts_with("done "));
+    assert!(writer.wait().success());
+    assert!(kf.is_clean(b'f'));
+}
+
+#[test]
+fn inspect_and_ls_show_the_age_of_the_last_write() {
+    let kf = KeyFile::new("cli-age");
+    let key = kf.key(b'l');
+    let shared = Shared::<Telemetry>::create_at(kf.path(), b'l').unwrap();
+    shared.write(|t| t.seq = 1);
+    let path = kf.arg();
+    let inspect_age = || {
+        let run = smobject(&["inspect", &path, "l"]);
+        let line = run
+            .ok()
+            .lines()
+            .find_map(|l| l.strip_prefix("last write"))
+            .unwrap_or_else(|| panic!("no `last write` line: {run:#?}"))
+            .trim()
+            .to_owned();
+        seconds(
+            line.strip_suffix(" ago")
+                .unwrap_or_else(|| panic!("{line}")),
+        )
+    };
+    let ls_age = || {
+        let run = smobject(&["ls", "--path", &path]);
+        seconds(&ls_row(run.ok(), key.raw())[11])
+    };
+    let json_age = || {
+        let run = smobject(&["ls", "--json", "--key", &hex(key.raw())]);
+        ls_json(run.ok(), key.raw())["last_write_s"]
+            .as_f64()
+            .expect("last_write_s is a number")
+    };
+
+    // No write for 1.2 s: every view says at least about that (lower bounds only, which a
+    // slow machine cannot break; the stamp is at the kernel tick's resolution).
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(inspect_age() >= 1.0);
+    assert!(ls_age() >= 1.0);
+    assert!(json_age() >= 1.0);
+
+    // After a write, no view reports more than the time since it (plus rounding and a tick).
+    let before = Instant::now();
+    shared.write(|t| t.seq = 2);
+    let (i, l, j) = (inspect_age(), ls_age(), json_age());
+    let bound = before.elapsed().as_secs_f64() + 0.1;
+    assert!(
+        i <= bound && l <= bound && j <= bound,
+        "{i} {l} {j} > {bound}"
+    );
+
+    drop(shared);
+    assert!(kf.is_clean(b'l'));
+}
+
+#[test]
+fn an_untyped_object_has_no_schema_for_get_set_or_inspect() {
+    let kf = KeyFile::new("cli-untyped");
+    let mut w = Helper::worker(&kf, b'u', 64);
+    w.ok("create");
+    let path = kf.arg();
+
+    let run = smobject(&["inspect", &path, "u"]);
+    let out = run.ok();
+    assert!(
+        out.contains("\nschema        none (an untyped object: bytes only)\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("(the creation: never written)"),
+        "never written: {out}"
+    );
+    for args in [vec!["get", &path, "u"], vec!["set", &path, "u", "x=1"]] {
+        let run = smobject(&args);
+        let err = run.fails(1);
+        assert!(err.starts_with("error: layout mismatch"), "{err}");
+        assert!(err.contains("no schema"), "{err}");
+    }
+    let run = smobject(&["watch", &path, "u", "--json", "--count", "1"]);
+    assert!(run.fails(1).contains("no schema"));
+    assert_eq!(w.ok("ctr"), "1", "the failed attaches left the count alone");
+    w.exit();
+    assert!(kf.is_clean(b'u'));
 }
