@@ -190,6 +190,22 @@ fn sync_state(out: &mut dyn Write, h: &HeaderInfo) -> std::io::Result<()> {
         Some(age) => format!("{} ago", fmt_elapsed(age)),
     };
     field(out, "last write", last_write)?;
+    if let Some((version, unix_ns)) = h.origin {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let age = std::time::Duration::from_nanos(now.saturating_sub(unix_ns));
+        field(
+            out,
+            "mirror of",
+            format!(
+                "source version {version}, published at {}.{:09} (Unix time; {} ago by this host's clock)",
+                unix_ns / 1_000_000_000,
+                unix_ns % 1_000_000_000,
+                fmt_elapsed(age)
+            ),
+        )?;
+    }
     let lock = match h.lock_owner {
         None => "free".into(),
         Some(tid) if running(tid) => format!("held by tid {}", describe_pid(tid)),

@@ -16,6 +16,7 @@
 //! Errors are printed as `error: ...` (smobject's messages name the key, path and id and carry a
 //! hint) and exit with status 1; usage errors exit with status 2. See `README.md`.
 
+mod bridge;
 mod fmt;
 mod gc;
 mod get;
@@ -119,6 +120,54 @@ enum Command {
         #[arg(value_name = "FIELD=VALUE", required = true)]
         assignments: Vec<String>,
     },
+    /// Publish an object's versions over Zenoh (to mirrors made by `subscribe` on other
+    /// hosts): sleeps on the object's futex, puts each new version with its schema, answers
+    /// late joiners' queries, republishes the latest once a second when idle. Runs until
+    /// SIGINT/SIGTERM.
+    Publish {
+        #[command(flatten)]
+        object: ObjectArgs,
+        /// The Zenoh key expression, e.g. `robot/telemetry`.
+        keyexpr: String,
+        #[command(flatten)]
+        net: NetArgs,
+    },
+    /// Mirror a published object into a local one (created from the received schema, or an
+    /// existing one that passes the prefix rule): local readers use it like any object. Runs
+    /// until SIGINT/SIGTERM.
+    Subscribe {
+        /// The Zenoh key expression, e.g. `robot/telemetry`.
+        keyexpr: String,
+        #[command(flatten)]
+        object: ObjectArgs,
+        #[command(flatten)]
+        net: NetArgs,
+    },
+}
+
+/// Zenoh session settings of `publish` and `subscribe` (peer mode unless the file says
+/// otherwise).
+#[derive(Args, Debug)]
+struct NetArgs {
+    /// Listen on this endpoint, in Zenoh's syntax (`tcp/0.0.0.0:7447`); repeatable.
+    #[arg(long, value_name = "ENDPOINT")]
+    listen: Vec<String>,
+    /// Connect to this endpoint (`tcp/10.0.0.1:7447`); repeatable.
+    #[arg(long, value_name = "ENDPOINT")]
+    connect: Vec<String>,
+    /// A Zenoh JSON5 configuration file (e.g. to switch multicast scouting off).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+impl NetArgs {
+    fn net(&self) -> bridge::Net<'_> {
+        bridge::Net {
+            listen: &self.listen,
+            connect: &self.connect,
+            config: self.config.as_deref(),
+        }
+    }
 }
 
 /// An object to attach to, by key file and id (`get`, `set`, `watch --json`).
@@ -190,6 +239,8 @@ enum Failure {
     Usage(String),
     /// Writing the output failed (other than a closed pipe).
     Io(std::io::Error),
+    /// Zenoh (the session, a declaration) or a malformed envelope.
+    Bridge(String),
 }
 
 impl std::fmt::Display for Failure {
@@ -201,7 +252,7 @@ impl std::fmt::Display for Failure {
                 f,
                 "no shared object under this key ({what}); hint: `smobject ls` lists every pair"
             ),
-            Self::Usage(m) => f.write_str(m),
+            Self::Usage(m) | Self::Bridge(m) => f.write_str(m),
             Self::Io(e) => write!(f, "writing the output: {e}"),
         }
     }
@@ -251,6 +302,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
             object,
             assignments,
         } => set::run(&mut out, &object.path, object.id, &assignments),
+        Command::Publish {
+            object,
+            keyexpr,
+            net,
+        } => bridge::publish(&object.path, object.id, &keyexpr, &net.net()),
+        Command::Subscribe {
+            keyexpr,
+            object,
+            net,
+        } => bridge::subscribe(&keyexpr, &object.path, object.id, &net.net()),
     }
 }
 

@@ -56,6 +56,16 @@ unsafe impl Send for DynObject {}
 // SAFETY: as above: `&DynObject` reads with atomic copies and writes under both locks.
 unsafe impl Sync for DynObject {}
 
+/// Where a mirror's value came from: the source object's version and the source's publish
+/// time (nanoseconds since the Unix epoch, the source host's clock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// The version of the source object that the value was.
+    pub version: u64,
+    /// When the source published it, nanoseconds since the Unix epoch (source host's clock).
+    pub published_unix_ns: u64,
+}
+
 /// A consistent snapshot of a [`DynObject`]: the bytes of one version, decodable by field.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
@@ -334,6 +344,41 @@ impl DynObject {
             dst[..bytes.len()].copy_from_slice(bytes);
             Ok(())
         })
+    }
+
+    /// [`write_bytes`](Self::write_bytes) for a mirror of an object on another host: also
+    /// records, in the same locked write, the source's version and publish time of the value
+    /// ([`origin`](Self::origin)).
+    ///
+    /// # Errors
+    /// As [`write_bytes`](Self::write_bytes).
+    pub fn write_mirrored(&self, bytes: &[u8], origin: Origin) -> Result<u64> {
+        if bytes.len() > self.region.len {
+            return Err(invalid(format!(
+                "{} bytes given for an object of {}",
+                bytes.len(),
+                self.region.len
+            )));
+        }
+        self.write_with(|dst| {
+            dst[..bytes.len()].copy_from_slice(bytes);
+            self.region
+                .set_origin(origin.version, origin.published_unix_ns);
+            Ok(())
+        })
+    }
+
+    /// For a mirror: the source's version and publish time of the value it holds (as of the
+    /// last write through [`write_mirrored`](Self::write_mirrored)); `None` for an object
+    /// that is not a mirror.
+    #[must_use]
+    pub fn origin(&self) -> Option<Origin> {
+        self.region
+            .origin()
+            .map(|(version, published_unix_ns)| Origin {
+                version,
+                published_unix_ns,
+            })
     }
 
     /// Runs `change` on a private copy of the value under the writer lock and publishes it,

@@ -223,7 +223,13 @@ pub(crate) struct SyncWords {
     /// publish, or of the creation before the first one. Stored before the publish's final
     /// `seq` store, so a reader that saw a version sees at least its time.
     pub(crate) last_write: AtomicU64,
-    _reserved: [AtomicU64; 2],
+    /// For a mirror of an object on another host (`smobject-zenoh`): the source's version of
+    /// the value last written here, plus one (0: not a mirror, or nothing received yet).
+    /// Stored by the mirror's writer under the lock, before its publish.
+    pub(crate) origin_version: AtomicU64,
+    /// ... and the source's publish time of that value, nanoseconds since the Unix epoch on
+    /// the source host's clock.
+    pub(crate) origin_time: AtomicU64,
 }
 
 impl SyncWords {
@@ -380,6 +386,8 @@ mod tests {
         assert_eq!(std::mem::size_of::<Ident>(), 176);
         assert_eq!(std::mem::offset_of!(Ident, schema_len), 168);
         assert_eq!(std::mem::offset_of!(SyncWords, last_write), 104);
+        assert_eq!(std::mem::offset_of!(SyncWords, origin_version), 112);
+        assert_eq!(std::mem::offset_of!(SyncWords, origin_time), 120);
         assert_eq!(std::mem::offset_of!(Ident, lock_abi), 160);
         assert_eq!(std::mem::offset_of!(Ident, path_hash), 152);
         assert_eq!(std::mem::offset_of!(Ident, data_size), 16);

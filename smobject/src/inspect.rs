@@ -153,6 +153,10 @@ pub struct HeaderInfo {
     /// a schema that does not match the header's fingerprint, size or type name). Such an
     /// object cannot be attached (`NotAnObject`).
     pub schema_error: Option<String>,
+    /// For a mirror of an object on another host (`smobject subscribe`): the source's version
+    /// of the value it holds and the source's publish time (ns since the Unix epoch, source
+    /// host's clock); `None` if not a mirror.
+    pub origin: Option<(u64, u64)>,
 }
 
 impl HeaderInfo {
@@ -306,6 +310,10 @@ pub fn read_header(shmid: i32) -> Result<HeaderInfo> {
         last_write_ns: s.last_write.load(Ordering::Relaxed),
         schema,
         schema_error,
+        origin: match s.origin_version.load(Ordering::Relaxed) {
+            0 => None,
+            v => Some((v - 1, s.origin_time.load(Ordering::Relaxed))),
+        },
     };
     // SAFETY: attached above; `h` is not used after this.
     let _ = unsafe { sys::shmdt(p) };

@@ -78,7 +78,7 @@ mod sys;
 pub mod __private;
 
 pub use crate::c_header::c_header;
-pub use crate::dynamic::{DynObject, Snapshot};
+pub use crate::dynamic::{DynObject, Origin, Snapshot};
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::header::{FORMAT_VERSION, HEADER_SIZE};
 pub use crate::key::{Key, COUNTER_OFFSET, ID_MAX, ID_MIN};

@@ -503,6 +503,24 @@ impl Region {
     }
 
     /// How many dead writers' half-published writes were rolled back over the object's life.
+    /// Records a mirror's origin (see `SyncWords::origin_version`). Called by the lock holder
+    /// before its publish; Relaxed, ordered before the publish's final `seq` store.
+    pub(crate) fn set_origin(&self, version: u64, published_unix_ns: u64) {
+        let s = self.sync();
+        s.origin_time.store(published_unix_ns, Ordering::Relaxed);
+        s.origin_version
+            .store(version.wrapping_add(1), Ordering::Relaxed);
+    }
+
+    /// A mirror's origin `(version, unix ns)`, if one was recorded. The two words are read
+    /// without the lock: they can be from two consecutive mirror writes while one is in
+    /// progress (diagnostics).
+    pub(crate) fn origin(&self) -> Option<(u64, u64)> {
+        let s = self.sync();
+        let v = s.origin_version.load(Ordering::Acquire);
+        (v != 0).then(|| (v - 1, s.origin_time.load(Ordering::Relaxed)))
+    }
+
     /// `CLOCK_MONOTONIC_COARSE` nanoseconds of the last publish (or of the creation).
     pub(crate) fn last_write_ns(&self) -> u64 {
         self.sync().last_write.load(Ordering::Relaxed)

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{channel, Receiver};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// How long any single wait on a child may take before the test fails.
@@ -305,4 +306,46 @@ impl Drop for Helper {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The `smobject` binary, built once per test run: `smobject` belongs to the `smobject-cli`
+/// package, so cargo neither builds it for this package's tests nor sets
+/// `CARGO_BIN_EXE_smobject`; this runs `cargo build -p smobject-cli` once, with the target
+/// directory and profile of the running test executable. `SMOBJECT_BIN=/path` skips the build.
+pub fn smobject_exe() -> &'static Path {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| {
+        if let Some(p) = std::env::var_os("SMOBJECT_BIN") {
+            return PathBuf::from(p);
+        }
+        let me = std::env::current_exe().expect("current_exe");
+        // <target>/<profile>/deps/cli-<hash>
+        let profile_dir = me.parent().and_then(Path::parent).expect("profile dir");
+        let target_dir = profile_dir.parent().expect("target dir");
+        let profile = match profile_dir.file_name().and_then(|s| s.to_str()) {
+            Some("debug") | None => "dev",
+            Some(other) => other,
+        };
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+        let st = Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "smobject-cli",
+                "--bin",
+                "smobject",
+            ])
+            .args(["--profile", profile, "--target-dir"])
+            .arg(target_dir)
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .status()
+            .expect("running cargo build -p smobject-cli");
+        assert!(st.success(), "cargo build -p smobject-cli failed: {st:?}");
+        let exe = profile_dir.join("smobject");
+        assert!(exe.exists(), "{} not built", exe.display());
+        exe
+    })
 }

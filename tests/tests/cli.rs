@@ -15,55 +15,16 @@
 //! its keys are free, and [`KeyFile`] removes whatever is left even when a test panics.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, OnceLock};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use smobject::{shared_memory, Shared, SharedStruct};
 use tests::structs::Telemetry;
-use tests::{nattch, Helper, KeyFile, WAIT};
-
-/// The `smobject` binary, built once per test run (see the module docs).
-fn smobject_exe() -> &'static Path {
-    static EXE: OnceLock<PathBuf> = OnceLock::new();
-    EXE.get_or_init(|| {
-        if let Some(p) = std::env::var_os("SMOBJECT_BIN") {
-            return PathBuf::from(p);
-        }
-        let me = std::env::current_exe().expect("current_exe");
-        // <target>/<profile>/deps/cli-<hash>
-        let profile_dir = me.parent().and_then(Path::parent).expect("profile dir");
-        let target_dir = profile_dir.parent().expect("target dir");
-        let profile = match profile_dir.file_name().and_then(|s| s.to_str()) {
-            Some("debug") | None => "dev",
-            Some(other) => other,
-        };
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-        let st = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "smobject-cli",
-                "--bin",
-                "smobject",
-            ])
-            .args(["--profile", profile, "--target-dir"])
-            .arg(target_dir)
-            .arg("--manifest-path")
-            .arg(&manifest)
-            .status()
-            .expect("running cargo build -p smobject-cli");
-        assert!(st.success(), "cargo build -p smobject-cli failed: {st:?}");
-        let exe = profile_dir.join("smobject");
-        assert!(exe.exists(), "{} not built", exe.display());
-        exe
-    })
-}
+use tests::{nattch, smobject_exe, Helper, KeyFile, WAIT};
 
 /// What one run of the command did.
 #[derive(Debug)]

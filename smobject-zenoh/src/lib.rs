@@ -1,0 +1,600 @@
+//! Mirror smobject objects to other hosts over [Zenoh](https://zenoh.io): the same object on
+//! every host, with its schema, state semantics (only the latest value matters), late joiners,
+//! and convergence after link loss or restarts.
+//!
+//! A [`Publication`] watches a local object (sleeping on its futex) and publishes every new
+//! version it sees as an [`Envelope`]: the consistent snapshot, its version, the source's publish
+//! time, the object's identity and its schema. It also answers queries on the same key
+//! expression with the latest envelope, so a [`Mirror`] started later gets the current value at
+//! once, and republishes the latest envelope once a second while the object is idle, so a mirror
+//! whose link was cut converges to the last version without a new write.
+//!
+//! A [`Mirror`] subscribes to the key expression, creates the local object from the first
+//! envelope's schema (or opens an existing one, which must pass the schema's prefix rule) and
+//! writes each newer snapshot into it in one locked write, recording the source's version and
+//! publish time ([`smobject::DynObject::origin`]); local readers use the mirror like any object.
+//!
+//! # State, not a queue
+//! Intermediate versions are dropped wherever they would queue: the publication reads only the
+//! newest snapshot when it wakes, puts with `CongestionControl::Drop`, and the mirror's
+//! subscriber keeps only the newest sample (a ring of one). The mirror always holds some complete
+//! version of the source.
+//!
+//! # One writer per object
+//! A mirror is written by its [`Mirror`] only. A local write into a mirror is not sent back
+//! (nothing publishes the mirror) and is overwritten by the next version received: mirrors are
+//! read-only by convention, which keeps every object's history linear (one source, no merge).
+//!
+//! # Embedding
+//! A process that already has a Zenoh session publishes one of its objects with
+//! [`Publication::new`] and [`Publication::run`] (or calls [`Publication::publish_latest`] after
+//! its own writes), and mirrors with [`Mirror::new`] and [`Mirror::run`] (or
+//! [`Mirror::receive`] in its own loop):
+//!
+//! ```no_run
+//! use std::sync::atomic::AtomicBool;
+//! use zenoh::Wait;
+//!
+//! let session = zenoh::open(smobject_zenoh::config(&[], &["tcp/10.0.0.1:7447".into()], None)?).wait()?;
+//! let object = smobject::DynObject::access_at("/tmp/telemetry", b'a')?;
+//! let mut publication = smobject_zenoh::Publication::new(&session, "robot/telemetry", object)?;
+//! publication.run(&AtomicBool::new(false))?;
+//! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+//! ```
+
+use std::fmt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use smobject::schema::Schema;
+use smobject::{DynObject, ErrorKind, Key, Options, Origin};
+use zenoh::handlers::{FifoChannelHandler, RingChannel, RingChannelHandler};
+use zenoh::pubsub::{Publisher, Subscriber};
+use zenoh::qos::CongestionControl;
+use zenoh::query::{Queryable, Reply};
+use zenoh::sample::Sample;
+use zenoh::{Session, Wait};
+
+/// How often an idle publication republishes its latest envelope (the heartbeat that lets a
+/// mirror converge after a cut link without a new write).
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How long the run loops sleep at most before checking their stop flag.
+const STOP_CHECK: Duration = Duration::from_millis(100);
+/// How long a new mirror waits for the publication's answer to its query for the current value.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What went wrong: the local object ([`smobject::Error`], e.g. `LayoutMismatch` naming the
+/// field), Zenoh (session, declarations), or a malformed envelope from the network.
+#[derive(Debug)]
+pub enum Error {
+    /// The local object.
+    Object(smobject::Error),
+    /// Zenoh: opening the session, a declaration, a put or a query.
+    Zenoh(String),
+    /// An envelope that is not one (untrusted input from the network): never applied.
+    Envelope(String),
+}
+
+impl Error {
+    /// The smobject error kind, for an [`Error::Object`].
+    #[must_use]
+    pub fn kind(&self) -> Option<ErrorKind> {
+        match self {
+            Error::Object(e) => Some(e.kind()),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Object(e) => write!(f, "{e}"),
+            Error::Zenoh(e) => write!(f, "zenoh: {e}"),
+            Error::Envelope(e) => write!(f, "malformed envelope: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<smobject::Error> for Error {
+    fn from(e: smobject::Error) -> Self {
+        Error::Object(e)
+    }
+}
+
+fn zenoh_err(what: &str, e: &zenoh::Error) -> Error {
+    Error::Zenoh(format!("{what}: {e}"))
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A Zenoh configuration for the `smobject publish`/`subscribe` commands: the JSON5 file if
+/// given (else Zenoh's defaults: peer mode, multicast scouting on), plus the `listen` and
+/// `connect` endpoints (Zenoh syntax, e.g. `tcp/10.0.0.1:7447`). Switch multicast scouting off
+/// in the file (`scouting: { multicast: { enabled: false } }`) to use only the endpoints given.
+///
+/// # Errors
+/// An unreadable or invalid file, or an invalid endpoint.
+pub fn config(listen: &[String], connect: &[String], file: Option<&Path>) -> Result<zenoh::Config> {
+    let mut config = match file {
+        Some(path) => zenoh::Config::from_file(path)
+            .map_err(|e| Error::Zenoh(format!("config file {}: {e}", path.display())))?,
+        None => zenoh::Config::default(),
+    };
+    let json = |list: &[String]| {
+        let quoted: Vec<String> = list.iter().map(|e| format!("{e:?}")).collect();
+        format!("[{}]", quoted.join(","))
+    };
+    if !listen.is_empty() {
+        config
+            .insert_json5("listen/endpoints", &json(listen))
+            .map_err(|e| Error::Zenoh(format!("--listen {listen:?}: {e}")))?;
+    }
+    if !connect.is_empty() {
+        config
+            .insert_json5("connect/endpoints", &json(connect))
+            .map_err(|e| Error::Zenoh(format!("--connect {connect:?}: {e}")))?;
+    }
+    Ok(config)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The envelope.
+
+/// What travels for each version: a small versioned wrapper around the snapshot's bytes.
+///
+/// Wire format (little-endian): `"SMOZ"`, envelope version `1` (u8), flags (u8, 0), 2 reserved
+/// bytes, the source version (u64), the source's publish time (u64, ns since the Unix epoch),
+/// the source object's nonce (u64: a re-created source is a new instance), the data length (u32),
+/// the data (native-endian as in the object: mirrors must share the source's byte order), the
+/// schema length (u32) and the encoded schema (`docs/FORMAT.md`, "Schema"), which also carries
+/// the fingerprint. Every field is checked on decode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    /// The source's version of this value.
+    pub version: u64,
+    /// When the source published it (ns since the Unix epoch, source host's clock).
+    pub published_unix_ns: u64,
+    /// The source object's nonce.
+    pub instance: u64,
+    /// The value's bytes.
+    pub data: Vec<u8>,
+    /// The source's schema, encoded.
+    pub schema: Vec<u8>,
+}
+
+const MAGIC: &[u8; 4] = b"SMOZ";
+const ENVELOPE_VERSION: u8 = 1;
+const FIXED: usize = 4 + 4 + 8 * 3 + 4;
+
+impl Envelope {
+    /// The bytes that travel.
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(FIXED + self.data.len() + 4 + self.schema.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&[ENVELOPE_VERSION, 0, 0, 0]);
+        out.extend_from_slice(&self.version.to_le_bytes());
+        out.extend_from_slice(&self.published_unix_ns.to_le_bytes());
+        out.extend_from_slice(&self.instance.to_le_bytes());
+        out.extend_from_slice(&(self.data.len() as u32).to_le_bytes());
+        out.extend_from_slice(&self.data);
+        out.extend_from_slice(&(self.schema.len() as u32).to_le_bytes());
+        out.extend_from_slice(&self.schema);
+        out
+    }
+
+    /// Decodes and checks received bytes; returns the envelope and its decoded schema, whose
+    /// size equals the data's.
+    ///
+    /// # Errors
+    /// [`Error::Envelope`] saying what is wrong.
+    pub fn decode(bytes: &[u8]) -> Result<(Envelope, Schema)> {
+        let bad = |why: &str| Error::Envelope(why.to_owned());
+        if bytes.len() < FIXED || &bytes[..4] != MAGIC {
+            return Err(bad("not an smobject envelope (no `SMOZ` header)"));
+        }
+        if bytes[4] != ENVELOPE_VERSION {
+            return Err(Error::Envelope(format!(
+                "envelope version {} (this build reads {ENVELOPE_VERSION}): update the older side",
+                bytes[4]
+            )));
+        }
+        let u64_at = |at: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&bytes[at..at + 8]);
+            u64::from_le_bytes(b)
+        };
+        let u32_at = |at: usize| -> Option<usize> {
+            let b = bytes.get(at..at + 4)?;
+            usize::try_from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])).ok()
+        };
+        let version = u64_at(8);
+        let published_unix_ns = u64_at(16);
+        let instance = u64_at(24);
+        let data_len = u32_at(32).ok_or_else(|| bad("truncated"))?;
+        let data_end = FIXED
+            .checked_add(data_len)
+            .filter(|&e| e <= bytes.len())
+            .ok_or_else(|| bad("the data runs past the end"))?;
+        let schema_len = u32_at(data_end).ok_or_else(|| bad("truncated before the schema"))?;
+        let schema_at = data_end + 4;
+        if schema_at.checked_add(schema_len) != Some(bytes.len()) {
+            return Err(bad("the schema length does not match the message"));
+        }
+        let schema_bytes = &bytes[schema_at..];
+        let schema = Schema::decode(schema_bytes)
+            .map_err(|why| Error::Envelope(format!("its schema is malformed: {why}")))?;
+        if schema.size != data_len {
+            return Err(Error::Envelope(format!(
+                "{data_len} data bytes for a `{}` of {} bytes",
+                schema.name, schema.size
+            )));
+        }
+        Ok((
+            Envelope {
+                version,
+                published_unix_ns,
+                instance,
+                data: bytes[FIXED..data_end].to_vec(),
+                schema: schema_bytes.to_vec(),
+            },
+            schema,
+        ))
+    }
+}
+
+fn unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Publishing.
+
+/// Publishes a local object's versions on a key expression, and answers queries for the latest.
+pub struct Publication {
+    object: Arc<DynObject>,
+    publisher: Publisher<'static>,
+    _queryable: Queryable<()>,
+    schema: Vec<u8>,
+    /// The last envelope put, shared with the queryable's callback.
+    latest: Arc<Mutex<Vec<u8>>>,
+    last_version: Option<u64>,
+    last_put: Instant,
+}
+
+impl Publication {
+    /// Declares the publisher and the queryable for `keyexpr` on `session`, and publishes the
+    /// object's current value at once.
+    ///
+    /// # Errors
+    /// An invalid key expression or a failed declaration ([`Error::Zenoh`]); a schema too large.
+    pub fn new(session: &Session, keyexpr: &str, object: DynObject) -> Result<Publication> {
+        let schema = object
+            .schema()
+            .encode()
+            .map_err(|why| Error::Envelope(why.clone()))?;
+        let publisher = session
+            .declare_publisher(keyexpr.to_owned())
+            .congestion_control(CongestionControl::Drop)
+            .express(true)
+            .wait()
+            .map_err(|e| zenoh_err(&format!("declaring a publisher on `{keyexpr}`"), &e))?;
+        let latest = Arc::new(Mutex::new(Vec::new()));
+        let for_queries = Arc::clone(&latest);
+        let reply_key = keyexpr.to_owned();
+        let queryable = session
+            .declare_queryable(keyexpr.to_owned())
+            .callback(move |query| {
+                let bytes = for_queries
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                if !bytes.is_empty() {
+                    // A failed reply only means the querier went away.
+                    let _ = query.reply(reply_key.clone(), bytes).wait();
+                }
+            })
+            .wait()
+            .map_err(|e| zenoh_err(&format!("declaring a queryable on `{keyexpr}`"), &e))?;
+        let mut publication = Publication {
+            object: Arc::new(object),
+            publisher,
+            _queryable: queryable,
+            schema,
+            latest,
+            last_version: None,
+            last_put: Instant::now(),
+        };
+        publication.publish_latest()?;
+        Ok(publication)
+    }
+
+    /// The object published.
+    #[must_use]
+    pub fn object(&self) -> &DynObject {
+        &self.object
+    }
+
+    /// Publishes the object's newest snapshot if its version was not published yet. Returns the
+    /// version published, if any.
+    ///
+    /// # Errors
+    /// A failed put.
+    pub fn publish_latest(&mut self) -> Result<Option<u64>> {
+        let snap = self.object.read();
+        if self.last_version == Some(snap.version()) {
+            return Ok(None);
+        }
+        let envelope = Envelope {
+            version: snap.version(),
+            published_unix_ns: unix_ns(),
+            instance: self.object.raw().nonce(),
+            data: snap.bytes().to_vec(),
+            schema: self.schema.clone(),
+        }
+        .encode();
+        self.put(envelope)?;
+        self.last_version = Some(snap.version());
+        Ok(Some(snap.version()))
+    }
+
+    fn put(&mut self, envelope: Vec<u8>) -> Result<()> {
+        self.publisher
+            .put(envelope.clone())
+            .wait()
+            .map_err(|e| zenoh_err("put", &e))?;
+        *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = envelope;
+        self.last_put = Instant::now();
+        Ok(())
+    }
+
+    /// Republishes the latest envelope (the heartbeat).
+    ///
+    /// # Errors
+    /// A failed put.
+    pub fn republish(&mut self) -> Result<()> {
+        let latest = self
+            .latest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if latest.is_empty() {
+            return Ok(());
+        }
+        self.put(latest)
+    }
+
+    /// Until `stop` is set: sleeps on the object's futex (woken by the next publish of any
+    /// process; at most [`STOP_CHECK`] at a time to see `stop`), publishes each new version it
+    /// wakes to, and republishes the latest envelope when the object was idle for
+    /// [`HEARTBEAT`].
+    ///
+    /// # Errors
+    /// A failed put or wait.
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<()> {
+        while !stop.load(Ordering::Relaxed) {
+            let seen = self.last_version.unwrap_or(0);
+            match self.object.wait_for_update(seen, Some(STOP_CHECK)) {
+                Ok(_) => {
+                    self.publish_latest()?;
+                }
+                Err(e) if e.kind() == ErrorKind::Timeout => {
+                    if self.last_put.elapsed() >= HEARTBEAT {
+                        self.republish()?;
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mirroring.
+
+/// Writes the snapshots received on a key expression into a local object (created from the
+/// first envelope's schema).
+pub struct Mirror {
+    session: Session,
+    keyexpr: String,
+    key: Key,
+    options: Options,
+    subscriber: Subscriber<RingChannelHandler<Sample>>,
+    object: Option<DynObject>,
+    /// `(instance, version)` of the last envelope applied.
+    applied: Option<(u64, u64)>,
+}
+
+impl Mirror {
+    /// Subscribes to `keyexpr` (keeping only the newest sample) and asks the publication for
+    /// the current value; the mirror object under `key` is created (or opened) with the first
+    /// envelope received.
+    ///
+    /// # Errors
+    /// A failed declaration; the first envelope's errors as [`receive`](Self::receive).
+    pub fn new(session: &Session, keyexpr: &str, key: Key, options: Options) -> Result<Mirror> {
+        let subscriber = session
+            .declare_subscriber(keyexpr.to_owned())
+            .with(RingChannel::new(1))
+            .wait()
+            .map_err(|e| zenoh_err(&format!("declaring a subscriber on `{keyexpr}`"), &e))?;
+        let mut mirror = Mirror {
+            session: session.clone(),
+            keyexpr: keyexpr.to_owned(),
+            key,
+            options,
+            subscriber,
+            object: None,
+            applied: None,
+        };
+        mirror.query_latest()?;
+        Ok(mirror)
+    }
+
+    /// Asks the publication(s) for the latest envelope and applies it (late joiners).
+    ///
+    /// # Errors
+    /// As [`apply`](Self::apply).
+    pub fn query_latest(&mut self) -> Result<()> {
+        let replies: FifoChannelHandler<Reply> = self
+            .session
+            .get(self.keyexpr.clone())
+            .timeout(QUERY_TIMEOUT)
+            .wait()
+            .map_err(|e| zenoh_err(&format!("querying `{}`", self.keyexpr), &e))?;
+        while let Ok(reply) = replies.recv() {
+            if let Ok(sample) = reply.result() {
+                self.apply(&sample.payload().to_bytes())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The local mirror object, once the first envelope created or opened it.
+    #[must_use]
+    pub fn object(&self) -> Option<&DynObject> {
+        self.object.as_ref()
+    }
+
+    /// Waits up to `timeout` for a sample and applies it. Returns whether a new version was
+    /// written.
+    ///
+    /// # Errors
+    /// As [`apply`](Self::apply); a closed subscriber.
+    pub fn receive(&mut self, timeout: Duration) -> Result<bool> {
+        match self.subscriber.recv_timeout(timeout) {
+            Ok(Some(sample)) => self.apply(&sample.payload().to_bytes()),
+            Ok(None) => Ok(false),
+            Err(e) => Err(zenoh_err("receiving", &e)),
+        }
+    }
+
+    /// Applies an envelope: creates or opens the mirror from its schema the first time, then
+    /// writes its data if it is a newer version of the same source instance, or any version of
+    /// a new instance (the source was re-created). Returns whether it wrote.
+    ///
+    /// # Errors
+    /// A malformed envelope ([`Error::Envelope`]: nothing is written); a mirror that exists with
+    /// an incompatible schema (`LayoutMismatch` naming the field); a source whose schema
+    /// changed to one the mirror cannot hold.
+    pub fn apply(&mut self, bytes: &[u8]) -> Result<bool> {
+        let (envelope, schema) = Envelope::decode(bytes)?;
+        if let Some((instance, version)) = self.applied {
+            if instance == envelope.instance && envelope.version <= version {
+                return Ok(false);
+            }
+        }
+        let fits = self
+            .object
+            .as_ref()
+            .is_some_and(|o| schema.check_prefix(o.schema()).is_ok());
+        if !fits {
+            // First envelope, or the source changed its struct: (re)open by the prefix rule.
+            self.object = None;
+            self.object = Some(DynObject::open_or_create_in(
+                &self.key,
+                schema,
+                &self.options,
+            )?);
+        }
+        let Some(object) = &self.object else {
+            return Ok(false);
+        };
+        object.write_mirrored(
+            &envelope.data,
+            Origin {
+                version: envelope.version,
+                published_unix_ns: envelope.published_unix_ns,
+            },
+        )?;
+        self.applied = Some((envelope.instance, envelope.version));
+        Ok(true)
+    }
+
+    /// Until `stop` is set: applies every sample received (checking `stop` at least every
+    /// [`STOP_CHECK`]).
+    ///
+    /// # Errors
+    /// As [`receive`](Self::receive), except malformed envelopes, which are skipped (reported
+    /// on stderr).
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<()> {
+        while !stop.load(Ordering::Relaxed) {
+            match self.receive(STOP_CHECK) {
+                Ok(_) => {}
+                Err(Error::Envelope(why)) => eprintln!("smobject-zenoh: ignored: {why}"),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema_bytes() -> Vec<u8> {
+        let schema = Schema {
+            name: "T".into(),
+            size: 8,
+            align: 8,
+            fields: vec![smobject::schema::Field {
+                name: "a".into(),
+                offset: 0,
+                ty: smobject::schema::Type::Scalar(smobject::schema::Scalar::U64),
+            }],
+        };
+        schema.encode().unwrap()
+    }
+
+    #[test]
+    fn envelopes_round_trip_and_malformed_ones_are_refused() {
+        let e = Envelope {
+            version: 7,
+            published_unix_ns: 99,
+            instance: 0xabc,
+            data: 42u64.to_ne_bytes().to_vec(),
+            schema: schema_bytes(),
+        };
+        let bytes = e.encode();
+        let (back, schema) = Envelope::decode(&bytes).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(schema.name, "T");
+        // Every truncation and many single-byte changes are refused, never a panic.
+        for n in 0..bytes.len() {
+            assert!(Envelope::decode(&bytes[..n]).is_err(), "truncated to {n}");
+        }
+        let mut refused = 0;
+        for at in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut b = bytes.clone();
+                b[at] ^= 1 << bit;
+                if Envelope::decode(&b).is_err() {
+                    refused += 1;
+                }
+            }
+        }
+        // Flips in the version, time, instance and data are valid envelopes; the rest are not.
+        assert!(refused > bytes.len() * 2, "{refused}");
+        let mut wrong_size = e;
+        wrong_size.data.push(0);
+        assert!(Envelope::decode(&wrong_size.encode()).is_err());
+    }
+
+    #[test]
+    fn config_takes_endpoints_and_files() {
+        let c = config(&["tcp/127.0.0.1:0".into()], &[], None).unwrap();
+        assert!(format!("{c:?}").contains("127.0.0.1"));
+        assert!(config(&["nonsense".into()], &[], None).is_err());
+        assert!(config(&[], &[], Some(Path::new("/no/such/file.json5"))).is_err());
+    }
+}
