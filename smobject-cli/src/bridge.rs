@@ -75,7 +75,7 @@ pub(crate) fn subscribe(
     catch_stop_signals();
     let key = Key::from_path_creating(path, id, 0o644)?;
     let session = session(net)?;
-    let mut mirror =
+    let mirror =
         smobject_zenoh::Mirror::new(&session, keyexpr, key, Options::new()).map_err(bridge)?;
     eprintln!(
         "mirroring `{keyexpr}` into {} id '{}'",

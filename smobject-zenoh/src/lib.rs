@@ -10,15 +10,15 @@
 //! whose link was cut converges to the last version without a new write.
 //!
 //! A [`Mirror`] subscribes to the key expression, creates the local object from the first
-//! envelope's schema (or opens an existing one, which must pass the schema's prefix rule) and
-//! writes each newer snapshot into it in one locked write, recording the source's version and
+//! envelope's schema (or opens an existing one, which must pass the schema's prefix rule) and,
+//! in Zenoh's receive callback, writes each newer snapshot into it in one locked write, recording the source's version and
 //! publish time ([`smobject::DynObject::origin`]); local readers use the mirror like any object.
 //!
 //! # State, not a queue
 //! Intermediate versions are dropped wherever they would queue: the publication reads only the
-//! newest snapshot when it wakes, puts with `CongestionControl::Drop`, and the mirror's
-//! subscriber keeps only the newest sample (a ring of one). The mirror always holds some complete
-//! version of the source.
+//! newest snapshot when it wakes and puts with `CongestionControl::Drop`; the mirror applies a
+//! sample as it arrives (one short locked write, so none waits behind another) and skips any
+//! older than what it holds. The mirror always holds some complete version of the source.
 //!
 //! # One writer per object
 //! A mirror is written by its [`Mirror`] only. A local write into a mirror is not sent back
@@ -45,16 +45,15 @@
 use std::fmt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use smobject::schema::Schema;
 use smobject::{DynObject, ErrorKind, Key, Options, Origin};
-use zenoh::handlers::{FifoChannelHandler, RingChannel, RingChannelHandler};
+use zenoh::handlers::FifoChannelHandler;
 use zenoh::pubsub::{Publisher, Subscriber};
 use zenoh::qos::CongestionControl;
 use zenoh::query::{Queryable, Reply};
-use zenoh::sample::Sample;
 use zenoh::{Session, Wait};
 
 /// How often an idle publication republishes its latest envelope (the heartbeat that lets a
@@ -403,38 +402,75 @@ impl Publication {
 
 /// Writes the snapshots received on a key expression into a local object (created from the
 /// first envelope's schema).
+///
+/// Each sample is applied in Zenoh's receive callback: a check of the envelope and one locked
+/// write (a few hundred nanoseconds), so nothing queues behind it and no thread hand-off adds
+/// a wake-up to the latency. Older and repeated versions are skipped.
 pub struct Mirror {
     session: Session,
     keyexpr: String,
+    state: Arc<Inner>,
+    _subscriber: Subscriber<()>,
+}
+
+/// What the receive callback and the [`Mirror`] handle share.
+struct Inner {
+    state: Mutex<State>,
+    /// Signalled after every write, and when a fatal error is stored.
+    changed: Condvar,
+}
+
+struct State {
     key: Key,
     options: Options,
-    subscriber: Subscriber<RingChannelHandler<Sample>>,
     object: Option<DynObject>,
     /// `(instance, version)` of the last envelope applied.
     applied: Option<(u64, u64)>,
+    /// Writes made (for [`Mirror::receive`]).
+    writes: u64,
+    /// An error that stops the mirror (e.g. the existing object's schema is incompatible).
+    fatal: Option<Error>,
 }
 
 impl Mirror {
-    /// Subscribes to `keyexpr` (keeping only the newest sample) and asks the publication for
-    /// the current value; the mirror object under `key` is created (or opened) with the first
-    /// envelope received.
+    /// Subscribes to `keyexpr` and asks the publication for the current value; the mirror
+    /// object under `key` is created (or opened) with the first envelope received.
     ///
     /// # Errors
-    /// A failed declaration; the first envelope's errors as [`receive`](Self::receive).
+    /// A failed declaration; the first envelope's errors as [`apply`](Self::apply).
     pub fn new(session: &Session, keyexpr: &str, key: Key, options: Options) -> Result<Mirror> {
+        let shared = Arc::new(Inner {
+            state: Mutex::new(State {
+                key,
+                options,
+                object: None,
+                applied: None,
+                writes: 0,
+                fatal: None,
+            }),
+            changed: Condvar::new(),
+        });
+        let in_callback = Arc::clone(&shared);
         let subscriber = session
             .declare_subscriber(keyexpr.to_owned())
-            .with(RingChannel::new(1))
+            .callback(move |sample| {
+                let outcome = in_callback.apply(&sample.payload().to_bytes());
+                match outcome {
+                    Ok(_) => {}
+                    Err(Error::Envelope(why)) => eprintln!("smobject-zenoh: ignored: {why}"),
+                    Err(e) => {
+                        in_callback.lock().fatal.get_or_insert(e);
+                        in_callback.changed.notify_all();
+                    }
+                }
+            })
             .wait()
             .map_err(|e| zenoh_err(&format!("declaring a subscriber on `{keyexpr}`"), &e))?;
-        let mut mirror = Mirror {
+        let mirror = Mirror {
             session: session.clone(),
             keyexpr: keyexpr.to_owned(),
-            key,
-            options,
-            subscriber,
-            object: None,
-            applied: None,
+            state: shared,
+            _subscriber: subscriber,
         };
         mirror.query_latest()?;
         Ok(mirror)
@@ -444,7 +480,7 @@ impl Mirror {
     ///
     /// # Errors
     /// As [`apply`](Self::apply).
-    pub fn query_latest(&mut self) -> Result<()> {
+    pub fn query_latest(&self) -> Result<()> {
         let replies: FifoChannelHandler<Reply> = self
             .session
             .get(self.keyexpr.clone())
@@ -459,54 +495,89 @@ impl Mirror {
         Ok(())
     }
 
-    /// The local mirror object, once the first envelope created or opened it.
+    /// `(source instance, source version)` of the last envelope written into the mirror.
     #[must_use]
-    pub fn object(&self) -> Option<&DynObject> {
-        self.object.as_ref()
+    pub fn applied(&self) -> Option<(u64, u64)> {
+        self.state.lock().applied
     }
 
-    /// Waits up to `timeout` for a sample and applies it. Returns whether a new version was
-    /// written.
-    ///
-    /// # Errors
-    /// As [`apply`](Self::apply); a closed subscriber.
-    pub fn receive(&mut self, timeout: Duration) -> Result<bool> {
-        match self.subscriber.recv_timeout(timeout) {
-            Ok(Some(sample)) => self.apply(&sample.payload().to_bytes()),
-            Ok(None) => Ok(false),
-            Err(e) => Err(zenoh_err("receiving", &e)),
-        }
-    }
-
-    /// Applies an envelope: creates or opens the mirror from its schema the first time, then
-    /// writes its data if it is a newer version of the same source instance, or any version of
-    /// a new instance (the source was re-created). Returns whether it wrote.
+    /// Applies an envelope received some other way (the receive callback does this for every
+    /// sample): creates or opens the mirror from its schema the first time, then writes its
+    /// data if it is a newer version of the same source instance, or any version of a new
+    /// instance (the source was re-created). Returns whether it wrote.
     ///
     /// # Errors
     /// A malformed envelope ([`Error::Envelope`]: nothing is written); a mirror that exists with
     /// an incompatible schema (`LayoutMismatch` naming the field); a source whose schema
     /// changed to one the mirror cannot hold.
-    pub fn apply(&mut self, bytes: &[u8]) -> Result<bool> {
+    pub fn apply(&self, bytes: &[u8]) -> Result<bool> {
+        self.state.apply(bytes)
+    }
+
+    /// Waits up to `timeout` for the next write into the mirror. Returns whether one came.
+    ///
+    /// # Errors
+    /// The error that stopped the mirror, if one did.
+    pub fn receive(&self, timeout: Duration) -> Result<bool> {
+        let mut st = self.state.lock();
+        let before = st.writes;
+        let deadline = Instant::now() + timeout;
+        while st.writes == before && st.fatal.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            st = self
+                .state
+                .changed
+                .wait_timeout(st, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        match st.fatal.take() {
+            Some(e) => Err(e),
+            None => Ok(true),
+        }
+    }
+
+    /// Until `stop` is set (checked at least every [`STOP_CHECK`]), or an error stops the
+    /// mirror: malformed envelopes are skipped (reported on stderr), an incompatible schema
+    /// is returned.
+    ///
+    /// # Errors
+    /// The error that stopped the mirror.
+    pub fn run(&self, stop: &AtomicBool) -> Result<()> {
+        while !stop.load(Ordering::Relaxed) {
+            self.receive(STOP_CHECK)?;
+        }
+        Ok(())
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn apply(&self, bytes: &[u8]) -> Result<bool> {
         let (envelope, schema) = Envelope::decode(bytes)?;
-        if let Some((instance, version)) = self.applied {
+        let mut st = self.lock();
+        if let Some((instance, version)) = st.applied {
             if instance == envelope.instance && envelope.version <= version {
                 return Ok(false);
             }
         }
-        let fits = self
+        let fits = st
             .object
             .as_ref()
             .is_some_and(|o| schema.check_prefix(o.schema()).is_ok());
         if !fits {
             // First envelope, or the source changed its struct: (re)open by the prefix rule.
-            self.object = None;
-            self.object = Some(DynObject::open_or_create_in(
-                &self.key,
-                schema,
-                &self.options,
-            )?);
+            st.object = None;
+            let object = DynObject::open_or_create_in(&st.key, schema, &st.options)?;
+            st.object = Some(object);
         }
-        let Some(object) = &self.object else {
+        let Some(object) = &st.object else {
             return Ok(false);
         };
         object.write_mirrored(
@@ -516,25 +587,11 @@ impl Mirror {
                 published_unix_ns: envelope.published_unix_ns,
             },
         )?;
-        self.applied = Some((envelope.instance, envelope.version));
+        st.applied = Some((envelope.instance, envelope.version));
+        st.writes += 1;
+        drop(st);
+        self.changed.notify_all();
         Ok(true)
-    }
-
-    /// Until `stop` is set: applies every sample received (checking `stop` at least every
-    /// [`STOP_CHECK`]).
-    ///
-    /// # Errors
-    /// As [`receive`](Self::receive), except malformed envelopes, which are skipped (reported
-    /// on stderr).
-    pub fn run(&mut self, stop: &AtomicBool) -> Result<()> {
-        while !stop.load(Ordering::Relaxed) {
-            match self.receive(STOP_CHECK) {
-                Ok(_) => {}
-                Err(Error::Envelope(why)) => eprintln!("smobject-zenoh: ignored: {why}"),
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
     }
 }
 
