@@ -2,6 +2,7 @@
 //! decoded by field name, one locked write for several fields, nothing written on bad input.
 #![allow(clippy::float_cmp)] // exact values written and read back, never computed
 
+use std::process::Command;
 use std::time::Duration;
 
 use smobject::schema::Value;
@@ -154,4 +155,35 @@ fn creates_an_object_from_a_schema_that_the_struct_opens() {
     assert_eq!(e.kind(), ErrorKind::LayoutMismatch, "{e}");
     drop((o, typed, older, raw));
     assert!(kf.is_clean(b'e') && kf.is_clean(b'u'));
+}
+
+/// A mirror's writer records the source's version and publish time with each value; the handle
+/// and `smobject inspect` show them, and a plain object has none.
+#[test]
+fn a_mirror_write_records_its_origin_and_inspect_shows_it() {
+    let kf = KeyFile::new("dyn-origin");
+    kf.key(b'e');
+    let typed = Shared::<v2::Sensor>::create_with_at(kf.path(), b'e', sensor()).unwrap();
+    let o = DynObject::access_at(kf.path(), b'e').unwrap();
+    assert_eq!(o.origin(), None);
+    let origin = smobject::Origin {
+        version: 41,
+        published_unix_ns: 1_700_000_000_123_456_789,
+    };
+    let v = o.write_mirrored(&9u64.to_ne_bytes(), origin).unwrap();
+    assert_eq!(o.version(), v);
+    assert_eq!(o.origin(), Some(origin));
+    assert_eq!(typed.read().seq, 9);
+    assert_eq!(typed.read().temp, 21.5, "the rest of the value is kept");
+    let out = Command::new(tests::smobject_exe())
+        .args(["inspect", &kf.arg(), "e"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("mirror of     source version 41, published at 1700000000.123456789"),
+        "{text}"
+    );
+    drop((o, typed));
+    assert!(kf.is_clean(b'e'));
 }
