@@ -60,7 +60,7 @@ use zenoh::{Session, Wait};
 /// mirror converge after a cut link without a new write).
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 /// How long the run loops sleep at most before checking their stop flag.
-const STOP_CHECK: Duration = Duration::from_millis(100);
+pub const STOP_CHECK: Duration = Duration::from_millis(100);
 /// How long a new mirror waits for the publication's answer to its query for the current value.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
