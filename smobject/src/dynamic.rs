@@ -2,6 +2,7 @@
 //! languages (the `smobject` command, Python, bridges to other hosts). Same protocol as
 //! [`Shared`](crate::Shared): consistent snapshots, one locked publish per write, futex waits.
 
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -159,6 +160,18 @@ impl DynObject {
         Self::wrap(RawObject::access(key, Layout::untyped(0), opts)?)
     }
 
+    /// Attaches to the existing object under `key` if its schema has `schema` as a prefix
+    /// (the evolution rule, as [`Shared::access_at`](crate::Shared::access_at) applies it);
+    /// the handle still reads and writes the whole object by its stored schema. For callers
+    /// that declare their struct at run time (other languages).
+    ///
+    /// # Errors
+    /// As [`RawObject::access`]: [`LayoutMismatch`](ErrorKind::LayoutMismatch) naming the
+    /// first field that differs.
+    pub fn access_checked_in(key: &Key, schema: Schema, opts: &Options) -> Result<DynObject> {
+        Self::wrap(RawObject::access(key, Layout::from_schema(schema), opts)?)
+    }
+
     /// Attaches to the object under `key` if its schema has `schema` as a prefix (the
     /// evolution rule), or creates it from `schema` (zeroed).
     ///
@@ -268,6 +281,53 @@ impl DynObject {
         self.region
             .wait_for_update(seen, timeout)
             .map_err(|e| e.with_key(self.key()))
+    }
+
+    /// [`wait_for_update`](Self::wait_for_update) in slices of at most `slice`, calling
+    /// `between` after every slice that ended with no update, so that a caller can notice
+    /// something else (a signal, a shutdown flag) while it waits. `between` returning
+    /// [`ControlFlow::Break`] ends the wait with its value; the result is
+    /// [`ControlFlow::Continue`] with the new version otherwise.
+    ///
+    /// # Errors
+    /// [`Timeout`](ErrorKind::Timeout) if `timeout` passes first (its message gives the whole
+    /// `timeout`, not the slice).
+    pub fn wait_for_update_sliced<B>(
+        &self,
+        seen: u64,
+        timeout: Option<Duration>,
+        slice: Duration,
+        mut between: impl FnMut() -> ControlFlow<B>,
+    ) -> Result<ControlFlow<B, u64>> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let slice = slice.max(Duration::from_millis(1));
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left == Some(Duration::ZERO) {
+                let v = self.version();
+                if v > seen {
+                    return Ok(ControlFlow::Continue(v));
+                }
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "no update past version {seen} within {:?}",
+                        timeout.unwrap_or_default()
+                    ),
+                )
+                .with_key(self.key()));
+            }
+            let this = left.map_or(slice, |l| l.min(slice));
+            match self.region.wait_for_update(seen, Some(this)) {
+                Ok(v) => return Ok(ControlFlow::Continue(v)),
+                Err(e) if e.kind() == ErrorKind::Timeout => {
+                    if let ControlFlow::Break(b) = between() {
+                        return Ok(ControlFlow::Break(b));
+                    }
+                }
+                Err(e) => return Err(e.with_key(self.key())),
+            }
+        }
     }
 
     /// Parses `FIELD=VALUE` assignments (`seq=7`, `pos=[1, 2, 3]`, `pos[1]=2.5`,

@@ -1,0 +1,103 @@
+"""`Object`: an attached shared object, and the functions that open one."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import weakref
+from typing import Any, Optional, Type, Union
+
+from . import _smobject
+from ._schema import Schema
+from ._types import Struct
+
+__all__ = ["Object", "create", "open_or_create", "access"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+# Open objects, closed at interpreter exit (whatever still references them), so that a Python
+# process that exits normally is never left attached: the last one out frees.
+_open: "weakref.WeakSet[Object]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for o in list(_open):
+        o.close()
+
+
+def _desc(struct: Optional[Type[Struct]], op: str) -> Any:
+    if struct is None:
+        return None
+    if not (isinstance(struct, type) and issubclass(struct, Struct) and "__smobject_desc__" in struct.__dict__):
+        raise TypeError(f"{op}: expected a smobject.Struct subclass with fields, not {struct!r}")
+    return struct.__smobject_desc__
+
+
+class Object(_smobject.Object):
+    """An attached object. Reads are consistent snapshots, writes one locked publish; the
+    methods come from the Rust runtime (`read`, `read_into`, `write`, `wait_for_update`,
+    `version`, `last_write`, `close`, `size`, `key`, `path`, `id`, `created`, `attached`,
+    `creator_pid`). Use it as a context manager, or let it be garbage-collected: either
+    detaches, and the last process out frees the object.
+    """
+
+    @property
+    def schema(self) -> Schema:
+        """The schema stored in the object (its creator's struct): name, size, fields with
+        their type, offset and shape, nested structs included, and the fingerprint."""
+        cached = self.__dict__.get("_schema")
+        if cached is None:
+            cached = Schema.from_desc(self._schema_desc, self._fingerprint)
+            self.__dict__["_schema"] = cached
+        return cached
+
+    @property
+    def dtype(self) -> Any:
+        """The numpy structured dtype of the object (names, formats, offsets, itemsize):
+        `a = numpy.zeros((), o.dtype); o.read_into(a)`. Raises ImportError without numpy."""
+        cached = self.__dict__.get("_dtype")
+        if cached is None:
+            cached = self.schema.dtype()
+            self.__dict__["_dtype"] = cached
+        return cached
+
+    def __enter__(self) -> "Object":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return "<smobject.Object (closed)>"
+        return (
+            f"<smobject.Object {self.schema.name} ({self.size} bytes) at {self.path!r} "
+            f"id {self.id!r}, version {self.version}>"
+        )
+
+
+def create(path: PathLike, id: str, struct: Type[Struct], *, mode: int = 0o600) -> Object:
+    """Creates a new, zeroed object of `struct` under `(path, id)`; the key file is created if
+    missing. Raises `AlreadyExists` if a live one exists (a stale one, whose processes all
+    died, is replaced). `mode`: permission bits of the segments."""
+    return _opened(Object("create", os.fspath(path), id, _desc(struct, "create"), mode))
+
+
+def open_or_create(path: PathLike, id: str, struct: Type[Struct], *, mode: int = 0o600) -> Object:
+    """Attaches to the live object under `(path, id)` if its struct has `struct`'s fields
+    first (the prefix rule), or creates it. `o.created` tells which happened."""
+    return _opened(Object("open_or_create", os.fspath(path), id, _desc(struct, "open_or_create"), mode))
+
+
+def access(path: PathLike, id: str, struct: Optional[Type[Struct]] = None) -> Object:
+    """Attaches to the existing object under `(path, id)`, whatever struct it holds (its
+    schema says how to read it). With `struct`, the object must hold that struct or a newer
+    build of it with fields appended (the prefix rule), else `LayoutMismatch` names the
+    first field that differs."""
+    return _opened(Object("access", os.fspath(path), id, _desc(struct, "access")))
+
+
+def _opened(o: Object) -> Object:
+    _open.add(o)
+    return o
