@@ -330,6 +330,28 @@ impl DynObject {
         }
     }
 
+    /// Waits, without blocking a thread, until the version is greater than `seen`, and
+    /// completes with it (feature `async`). As [`Shared::changed`](crate::Shared::changed):
+    /// `Send`, `Unpin`, cancel-safe, for any executor.
+    ///
+    /// # Errors
+    /// As [`Shared::changed`](crate::Shared::changed).
+    #[cfg(feature = "async")]
+    pub fn changed(
+        &self,
+        seen: u64,
+    ) -> impl std::future::Future<Output = Result<u64>> + Send + Unpin + '_ {
+        crate::asyncwait::Changed::new(self.region.header.sync(), self.key(), seen)
+    }
+
+    /// The versions written from now on, one `next().await` at a time (feature `async`); see
+    /// [`Shared::updates`](crate::Shared::updates).
+    #[cfg(feature = "async")]
+    #[must_use]
+    pub fn updates(&self) -> crate::Updates<'_> {
+        crate::asyncwait::Updates::new(self.region.header.sync(), self.key())
+    }
+
     /// Parses `FIELD=VALUE` assignments (`seq=7`, `pos=[1, 2, 3]`, `pos[1]=2.5`,
     /// `pose.position={x: 1, y: 2, z: 3}`) by the schema's types, range-checked.
     ///

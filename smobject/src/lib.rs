@@ -57,6 +57,8 @@
 //! `ftok(path, id - 58)`) and the same `int` count at offset 0, so programs following the old
 //! protocol count correctly beside it. `docs/FORMAT.md` documents the segments byte by byte.
 
+#[cfg(feature = "async")]
+mod asyncwait;
 mod c_header;
 mod copy;
 mod dynamic;
@@ -77,6 +79,8 @@ mod sys;
 #[path = "private.rs"]
 pub mod __private;
 
+#[cfg(feature = "async")]
+pub use crate::asyncwait::{async_stats, AsyncStats, Updates};
 pub use crate::c_header::c_header;
 pub use crate::dynamic::{DynObject, Origin, Snapshot};
 pub use crate::error::{Error, ErrorKind, Result};

@@ -416,6 +416,121 @@ impl<T: SharedStruct> Shared<T> {
             .map_err(|e| e.with_key(self.key()))
     }
 
+    /// Waits, without blocking a thread, until the version is greater than `seen` (a value
+    /// from [`version`](Self::version)) and completes with the new version: the async form of
+    /// [`wait_for_update`](Self::wait_for_update), for any executor (feature `async`).
+    ///
+    /// Woken by the futex wake that writers already make for blocking waiters, through one
+    /// helper thread per process that sleeps in `futex_waitv` on every awaited object at once:
+    /// no polling, no thread per future, and writers pay nothing new (nothing at all when
+    /// nobody waits). The future is `Send` and `Unpin`, and cancel-safe: dropping it (a
+    /// `select!` branch that lost, a time-out) leaves nothing registered with the helper, and
+    /// the object's waiter registration is cleared by the next write, as for a timed-out
+    /// blocking wait. For a time-out, use the executor's (`tokio::time::timeout`).
+    ///
+    /// # Errors
+    /// [`Os`](crate::ErrorKind::Os) if the helper thread cannot be started (out of threads),
+    /// or in a child forked from a process that had used async waits.
+    ///
+    /// # Examples
+    /// ```
+    /// // A minimal executor with std only, for this example: tokio, smol or any other polls
+    /// // the future alike (`let v = consumer.changed(seen).await?;`).
+    /// fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    ///     struct Unpark(std::thread::Thread);
+    ///     impl std::task::Wake for Unpark {
+    ///         fn wake(self: std::sync::Arc<Self>) { self.0.unpark() }
+    ///     }
+    ///     let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    ///     let mut cx = std::task::Context::from_waker(&waker);
+    ///     let mut f = std::pin::pin!(f);
+    ///     loop {
+    ///         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+    ///             return v;
+    ///         }
+    ///         std::thread::park();
+    ///     }
+    /// }
+    ///
+    /// #[smobject::shared_memory(path = "/tmp", id = 'q')]
+    /// #[repr(C)]
+    /// #[derive(Clone, Copy, Debug, Default)]
+    /// pub struct Telemetry { pub seq: u64, pub pos: [f64; 3] }
+    ///
+    /// # let path = std::env::temp_dir().join(format!("smobject-doc-changed-{}", std::process::id()));
+    /// # std::fs::write(&path, b"")?;
+    /// let producer = smobject::Shared::<Telemetry>::create_at(&path, b'a')?;
+    /// let consumer = smobject::Shared::<Telemetry>::access_at(&path, b'a')?; // another process, usually
+    /// let seen = consumer.version();
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| {
+    ///         std::thread::sleep(std::time::Duration::from_millis(20));
+    ///         producer.write(|t| t.seq = 7);
+    ///     });
+    ///     let v = block_on(consumer.changed(seen))?; // sleeps until the write
+    ///     assert_eq!(v, seen + 1);
+    ///     assert_eq!(consumer.read().seq, 7);
+    ///     Ok::<(), smobject::Error>(())
+    /// })?;
+    /// # drop((producer, consumer)); std::fs::remove_file(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "async")]
+    pub fn changed(
+        &self,
+        seen: u64,
+    ) -> impl std::future::Future<Output = Result<u64>> + Send + Unpin + '_ {
+        crate::asyncwait::Changed::new(self.region.header.sync(), self.key(), seen)
+    }
+
+    /// The versions written from now on, one `next().await` at a time (feature `async`):
+    /// [`changed`](Self::changed) with the last version seen kept for you.
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     struct Unpark(std::thread::Thread);
+    /// #     impl std::task::Wake for Unpark {
+    /// #         fn wake(self: std::sync::Arc<Self>) { self.0.unpark() }
+    /// #     }
+    /// #     let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    /// #     let mut cx = std::task::Context::from_waker(&waker);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+    /// #         std::thread::park();
+    /// #     }
+    /// # }
+    /// # #[smobject::shared_memory(path = "/tmp", id = 'q')]
+    /// # #[repr(C)]
+    /// # #[derive(Clone, Copy, Debug, Default)]
+    /// # pub struct Telemetry { pub seq: u64, pub pos: [f64; 3] }
+    /// # let path = std::env::temp_dir().join(format!("smobject-doc-updates-{}", std::process::id()));
+    /// # std::fs::write(&path, b"")?;
+    /// # let producer = smobject::Shared::<Telemetry>::create_at(&path, b'a')?;
+    /// # let consumer = smobject::Shared::<Telemetry>::access_at(&path, b'a')?;
+    /// # std::thread::scope(|s| {
+    /// # s.spawn(|| for i in 1..=3 { std::thread::sleep(std::time::Duration::from_millis(5)); producer.write(|t| t.seq = i) });
+    /// # block_on(async {
+    /// let mut updates = consumer.updates();
+    /// loop {
+    ///     let v = updates.next().await?; // the first version after the last one returned
+    ///     let t = consumer.read(); // version `v` or newer
+    ///     if t.seq == 3 {
+    ///         break;
+    ///     }
+    /// }
+    /// # Ok::<(), smobject::Error>(())
+    /// # })
+    /// # })?;
+    /// # drop((producer, consumer)); std::fs::remove_file(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "async")]
+    #[must_use]
+    pub fn updates(&self) -> crate::Updates<'_> {
+        crate::asyncwait::Updates::new(self.region.header.sync(), self.key())
+    }
+
     /// How many times a writer that died publishing had its half-published write rolled back.
     #[must_use]
     pub fn recoveries(&self) -> u64 {

@@ -536,6 +536,20 @@ impl Region {
     }
 }
 
+/// The registration step of a wait, as [`Region::wait_for_update`] makes it before it sleeps,
+/// for the async waits (`asyncwait.rs`): raises `sleepers` to at least `seq + 1` and re-loads
+/// `seq`, both SeqCst. True if `seq` still holds `seq`: whoever then sleeps on the futex word
+/// expecting [`SyncWords::futex_value`]`(seq)` is woken by the next publish (the lost-wake-up
+/// argument of `wake_sleepers`). False if a publish came in between: re-check, do not sleep.
+/// Nothing to undo either way: the first publish past `seq` clears the registration.
+#[cfg(feature = "async")]
+pub(crate) fn register_sleeper(s: &SyncWords, seq: u64) -> bool {
+    s.sleepers
+        .fetch_max(seq.wrapping_add(1).max(1), Ordering::SeqCst);
+    crate::fault::point("async:registered");
+    s.seq.load(Ordering::SeqCst) == seq
+}
+
 /// Prefetches the line at `p` into the cache (a hint: no memory access in the Rust model).
 #[allow(clippy::inline_always)] // a single instruction
 #[inline(always)]

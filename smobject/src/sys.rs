@@ -298,6 +298,127 @@ pub(crate) unsafe fn futex_wake_all(word: *const u32) -> usize {
     usize::try_from(r).unwrap_or(0)
 }
 
+/// [`futex_wait`] that reports how it ended: `Ok(())` when woken (or spuriously),
+/// `Err(EAGAIN)` when the word did not hold `expected`, `Err(ETIMEDOUT)`, `Err(EINTR)`, or
+/// `Err(EFAULT)` when nothing is mapped at `word`. With a zero `timeout` it only compares: the
+/// kernel reads the word, and returns `ETIMEDOUT` if it holds `expected`.
+///
+/// # Safety
+/// `word` must be 4-byte aligned, and be a futex word of a live mapping or one that was and may
+/// since have been unmapped (the `async` feature's helper, see `asyncwait.rs`): the kernel reads
+/// the 4 bytes there once, with fault handling (`EFAULT`), and never writes them.
+#[cfg(all(feature = "async", any(target_os = "linux", target_os = "android")))]
+pub(crate) unsafe fn futex_wait_outcome(
+    word: *const u32,
+    expected: u32,
+    timeout: Option<Duration>,
+) -> io::Result<()> {
+    let ts = timeout.map(|d| libc::timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: libc::c_long::from(d.subsec_nanos() as i32),
+    });
+    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), std::ptr::from_ref);
+    // SAFETY: `word` is aligned (the caller's contract) and FUTEX_WAIT only reads it, with
+    // fault handling; `ts_ptr` is null or points to `ts`, which lives across the call.
+    let r = unsafe { libc::syscall(libc::SYS_futex, word, libc::FUTEX_WAIT, expected, ts_ptr) };
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// One entry of a `futex_waitv(2)` call (the kernel's `struct futex_waitv`): wait while the
+/// 32-bit word at `uaddr` holds `val`. Shared, not `FUTEX2_PRIVATE`: the wakers are writers in
+/// other processes, which wake with plain (shared) `FUTEX_WAKE`.
+#[cfg(all(feature = "async", any(target_os = "linux", target_os = "android")))]
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FutexWaitv {
+    val: u64,
+    uaddr: u64,
+    flags: u32,
+    reserved: u32,
+}
+
+#[cfg(all(feature = "async", any(target_os = "linux", target_os = "android")))]
+impl FutexWaitv {
+    /// `FUTEX2_SIZE_U32` (`include/uapi/linux/futex.h`).
+    const SIZE_U32: u32 = 0x02;
+
+    /// Wait while the word at `word` holds `expected`.
+    pub(crate) fn new(word: *const u32, expected: u32) -> FutexWaitv {
+        FutexWaitv {
+            val: u64::from(expected),
+            uaddr: word as usize as u64,
+            flags: Self::SIZE_U32,
+            reserved: 0,
+        }
+    }
+}
+
+/// The most words one `futex_waitv` call takes (`FUTEX_WAITV_MAX`).
+#[cfg(all(feature = "async", any(target_os = "linux", target_os = "android")))]
+pub(crate) const FUTEX_WAITV_MAX: usize = 128;
+
+/// Whether the kernel has `futex_waitv` (Linux 5.16+) and lets this process call it (a seccomp
+/// filter may refuse it with `EPERM` or `ENOSYS`). Asks with an empty list, which a kernel that
+/// has the call refuses with `EINVAL` before reading anything.
+#[cfg(all(feature = "async", any(target_os = "linux", target_os = "android")))]
+pub(crate) fn futex_waitv_supported() -> bool {
+    let none = std::ptr::null::<FutexWaitv>();
+    let no_timeout = std::ptr::null::<libc::timespec>();
+    // SAFETY: with `nr_futexes == 0` the kernel returns EINVAL without touching memory; the
+    // null pointers are never dereferenced.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex_waitv,
+            none,
+            0u32,
+            0u32,
+            no_timeout,
+            libc::CLOCK_MONOTONIC,
+        )
+    };
+    r == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL)
+}
+
+/// `futex_waitv(waiters, len, 0, NULL, CLOCK_MONOTONIC)`: sleeps, with no time-out, until one
+/// of the words is woken, and returns its index. Fails at once with `EAGAIN` if a word did not
+/// hold its value when the call started, `EFAULT` if one is not mapped, `EINTR` on a signal.
+/// At most [`FUTEX_WAITV_MAX`] entries.
+///
+/// # Safety
+/// Every entry's word must be 4-byte aligned, and be a futex word of a live mapping or one that
+/// was and may since have been unmapped (see [`futex_wait_outcome`]): the kernel reads each
+/// word once, with fault handling, and never writes them.
+///
+/// # References
+/// `futex_waitv(2)`; `kernel/futex/syscalls.c` (`sys_futex_waitv`).
+#[cfg(all(feature = "async", any(target_os = "linux", target_os = "android")))]
+pub(crate) unsafe fn futex_waitv(waiters: &[FutexWaitv]) -> io::Result<usize> {
+    debug_assert!(!waiters.is_empty() && waiters.len() <= FUTEX_WAITV_MAX);
+    let no_timeout = std::ptr::null::<libc::timespec>();
+    // SAFETY: `waiters` is a live array of `len` `struct futex_waitv`s (repr(C), reserved
+    // fields 0), which the kernel copies in; each word is aligned (the caller's contract) and
+    // only read, with fault handling; the null time-out is never dereferenced.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex_waitv,
+            waiters.as_ptr(),
+            waiters.len() as libc::c_uint,
+            0u32,
+            no_timeout,
+            libc::CLOCK_MONOTONIC,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
 /// Portable fallback where there is no futex: a short sleep; the caller re-checks.
 ///
 /// # Safety

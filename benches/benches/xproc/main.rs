@@ -7,14 +7,18 @@
 //! - `pingpong`: round trips between two processes: raw spin on a shared cache line (the
 //!   floor), smobject publish + spin on `version()`, raw 64 B payload each way + flag
 //!   (`raw-spin-64`) against smobject 64 B `write` + spin on `version()` + `read`
-//!   (`smo-spin-read`), raw shared futex, smobject `wait_for_update`, eventfd, pipe, Unix
-//!   socket pair (and iceoryx2 with `--features iceoryx2`). Variants are interleaved over
+//!   (`smo-spin-read`), raw shared futex, smobject `wait_for_update`, the async waits
+//!   (`changed().await` under tokio and under a std-only executor, and tokio's
+//!   `spawn_blocking` around `wait_for_update`), eventfd, pipe, Unix socket pair (and
+//!   iceoryx2 with `--features iceoryx2`). Variants are interleaved over
 //!   several rounds so drift hits them alike.
 //! - `readers`: a reader here under a writer in the other process at a fixed rate, and a
 //!   back-to-back writer: reader latency percentiles, snapshots per second, torn snapshots
 //!   and 10 ms windows without a snapshot (starvation), next to the same reader without writer.
 //! - `syscalls`: `write` with no waiter makes no syscall: `strace -c -f` counts of a child
 //!   doing 10 and 1,000,000 writes must be equal.
+//!
+//! `--awake` keeps both CPUs from idling during the run (see `keep_cpus_awake`).
 //!
 //! Prints a Markdown table of ratios; exits 1 on a setup error, 2 when the machine is busy
 //! (1-minute load > 1.5 before starting, unless `--force`). `--smoke` runs everything briefly
@@ -41,7 +45,6 @@ type Res<T> = Result<T, Box<dyn std::error::Error>>;
 /// One round trip `i` of a ping-pong variant.
 type RoundTrip<'a> = &'a mut dyn FnMut(u64) -> Res<()>;
 /// Runs warm-up and timed round trips; returns the timed loop's total ns.
-#[cfg(feature = "iceoryx2")]
 type Timed<'a> = &'a mut dyn FnMut(RoundTrip<'_>) -> Res<f64>;
 
 /// The parent runs on this CPU, children on the other.
@@ -65,6 +68,7 @@ fn main() {
         std::process::exit(code);
     }
     let smoke = args.iter().any(|a| a == "--smoke");
+    let awake = args.iter().any(|a| a == "--awake");
     let force = args.iter().any(|a| a == "--force")
         || std::env::var_os("SMOBJECT_BENCH_FORCE").is_some_and(|v| v == "1");
     let filter: Vec<&str> = args
@@ -89,8 +93,14 @@ fn main() {
     let mut rows = Vec::new();
     let result = (|| -> Res<()> {
         pin(PARENT_CPU);
+        if awake {
+            keep_cpus_awake();
+        }
         if selected("pingpong") {
             pingpong::run(&mut rows, smoke, &variants)?;
+            if variants.is_empty() || variants.iter().any(|v| v.starts_with("smo-async")) {
+                asyncwait::threads(&mut rows)?;
+            }
         }
         if selected("readers") {
             readers::run(&mut rows, smoke)?;
@@ -114,6 +124,11 @@ fn main() {
     println!("\n{}\n", report::machine());
     println!("{}", report::table(&rows));
     println!("{}", report::conditions(load_before));
+    if awake {
+        println!(
+            "--awake: a SCHED_IDLE spinner kept both CPUs from idling (it adds 2 to the load)"
+        );
+    }
     match report::save("xproc", &rows) {
         Ok(p) => println!("results: {}", p.display()),
         Err(e) => eprintln!("could not save results: {e}"),
@@ -227,6 +242,34 @@ impl Patience {
     }
 }
 
+/// `--awake`: one `SCHED_IDLE` thread spinning on each of the two CPUs for the rest of the run,
+/// so that neither CPU goes idle. On this VM a wake-up that finds its CPU idle (the vCPU halted,
+/// the host's thread asleep) costs tens of microseconds that depend on how long the CPU was
+/// idle, so extra work before a wait can make a round trip *shorter*; with the CPUs kept busy,
+/// the round trips measure the software path only. Any woken thread preempts a `SCHED_IDLE`
+/// one at once. Blocking variants only: the spinners slow busy-polling ones.
+fn keep_cpus_awake() {
+    for cpu in [PARENT_CPU, CHILD_CPU] {
+        std::thread::spawn(move || {
+            pin(cpu);
+            let param = libc::sched_param { sched_priority: 0 };
+            // SAFETY: `param` is a valid sched_param for the duration of the call; pid 0 is
+            // the calling thread.
+            let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &raw const param) };
+            if r != 0 {
+                eprintln!(
+                    "xproc: --awake: SCHED_IDLE refused: {}",
+                    std::io::Error::last_os_error()
+                );
+                return;
+            }
+            loop {
+                std::hint::spin_loop();
+            }
+        });
+    }
+}
+
 /// Pins this process to `cpu`; on a machine with fewer CPUs, warns and runs unpinned (the
 /// figures are then not comparable, which the smoke run does not need).
 fn pin(cpu: usize) {
@@ -242,6 +285,8 @@ fn arg<T: std::str::FromStr>(args: &[String], i: usize) -> Res<T> {
 }
 
 mod pingpong;
+
+mod asyncwait;
 
 mod readers;
 

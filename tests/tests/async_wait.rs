@@ -1,0 +1,514 @@
+//! Async waits (`Shared::changed().await`, feature `async`) under a current-thread tokio
+//! runtime, against writers in other processes (`smo-async`): many objects at once, cancel,
+//! time-outs, no CPU while idle, races between a write and the registration, killed waiters,
+//! the fallback without `futex_waitv`.
+//!
+//! The tests of this file run one at a time (`serial`): the helper threads and their counts
+//! (`smobject::async_stats`) belong to the whole process.
+
+use std::future::Future;
+use std::process::Command;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use smobject::{async_stats, DynObject, Shared};
+use tests::structs::Counter;
+use tests::{Helper, KeyFile, WAIT};
+
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs `f` on a current-thread tokio runtime (with timers), one test at a time.
+fn run<F: Future>(f: F) -> F::Output {
+    let _one_at_a_time = serial();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(f)
+}
+
+fn child(args: &[&str]) -> Helper {
+    Helper::spawn_with(Command::new(env!("CARGO_BIN_EXE_smo-async")).args(args))
+}
+
+fn child_env(env: (&str, &str), args: &[&str]) -> Helper {
+    Helper::spawn_with(
+        Command::new(env!("CARGO_BIN_EXE_smo-async"))
+            .args(args)
+            .env(env.0, env.1),
+    )
+}
+
+/// Whether a waiter is registered in the object's header (writers then make a futex wake).
+fn sleepers(o: &Shared<Counter>) -> bool {
+    smobject::inspect::read_header(o.raw().shmids().1)
+        .unwrap()
+        .sleepers
+}
+
+/// For each helper thread of this process that sleeps in `futex_waitv` (syscall 449): how many
+/// words it sleeps on (its control word included), read from `/proc/self/task/*/syscall`.
+fn helpers_asleep_on() -> Vec<usize> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("smobject-wait") {
+            continue;
+        }
+        let sc = std::fs::read_to_string(task.path().join("syscall")).unwrap_or_default();
+        let f: Vec<&str> = sc.split_whitespace().collect();
+        if f.first() == Some(&"449") {
+            let nr = f[2].trim_start_matches("0x");
+            out.push(usize::from_str_radix(nr, 16).unwrap());
+        }
+    }
+    out
+}
+
+/// Waits (on the runtime's clock, so tasks keep running) until `cond` holds, at most 5 s.
+async fn settle(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "not within 5 s: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// `count` Counters, 50 per key file (ids `'A'..`), each created here.
+fn objects(name: &str, count: usize) -> (Vec<KeyFile>, Vec<Arc<Shared<Counter>>>) {
+    let kfs: Vec<KeyFile> = (0..count.div_ceil(50))
+        .map(|k| KeyFile::new(&format!("{name}{k}")))
+        .collect();
+    let objs = (0..count)
+        .map(|i| {
+            let (kf, id) = (&kfs[i / 50], b'A' + (i % 50) as u8);
+            kf.key(id);
+            Arc::new(Shared::<Counter>::create_at(kf.path(), id).unwrap())
+        })
+        .collect();
+    (kfs, objs)
+}
+
+/// Awaits `changed(0)` on every object at once (one task each), lets another process write
+/// each once, and checks every future completes with version 1 and that process's value.
+/// Returns the helper threads started for them.
+fn await_all_written_by_another_process(name: &str, count: usize) -> usize {
+    let (kfs, objs) = objects(name, count);
+    let mut args = vec!["write-each".to_owned(), count.to_string()];
+    args.extend(kfs.iter().map(KeyFile::arg));
+    let mut writer = child(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(writer.line(), "ready");
+    let (helpers, before) = run(async {
+        let before = async_stats();
+        let mut set = tokio::task::JoinSet::new();
+        for (i, o) in objs.iter().enumerate() {
+            let o = Arc::clone(o);
+            set.spawn(async move {
+                let v = o.changed(0).await?;
+                Ok::<_, smobject::Error>((i, v, o.read().n))
+            });
+        }
+        settle("every future registered", || {
+            async_stats().waiting == before.waiting + count
+        })
+        .await;
+        let s = async_stats();
+        assert_eq!(s.watched, before.watched + count, "one word per object");
+        assert!(s.futex_waitv, "this kernel has futex_waitv: {s:?}");
+        assert!(objs.iter().all(|o| sleepers(o)), "registered as waiters");
+        let helpers = s.helpers;
+        // Every word is in some helper's futex_waitv call, each with its control word.
+        settle("the helpers sleep on every word", || {
+            helpers_asleep_on().iter().map(|n| n - 1).sum::<usize>() == count
+        })
+        .await;
+        writer.send("go");
+        let mut done = vec![false; count];
+        while let Some(r) = tokio::time::timeout(WAIT, set.join_next())
+            .await
+            .expect("every future completes")
+        {
+            let (i, v, n) = r.unwrap().unwrap();
+            assert_eq!((v, n), (1, 1000 + i as u64), "object {i}");
+            done[i] = true;
+        }
+        assert!(done.iter().all(|d| *d));
+        (helpers, before)
+    });
+    assert_eq!(writer.line(), "done");
+    assert!(writer.wait().success());
+    let s = async_stats();
+    assert_eq!((s.watched, s.waiting), (before.watched, before.waiting));
+    drop(objs);
+    for kf in &kfs {
+        assert!((0..50).all(|i| kf.is_clean(b'A' + i)));
+    }
+    helpers
+}
+
+#[test]
+fn a_hundred_objects_awaited_at_once_each_written_once_by_another_process() {
+    let helpers = await_all_written_by_another_process("async-100-", 100);
+    // 100 words fit one futex_waitv call (127 besides the control word): one helper thread.
+    assert_eq!(helpers, 1, "one helper for 100 objects");
+}
+
+#[test]
+fn more_than_127_awaited_words_take_a_second_helper() {
+    let helpers = await_all_written_by_another_process("async-150-", 150);
+    assert_eq!(helpers, 2, "127 words per helper");
+}
+
+#[test]
+fn many_futures_on_one_object_share_one_watched_word() {
+    let kf = KeyFile::new("async-share");
+    kf.key(b's');
+    let o = Arc::new(Shared::<Counter>::create_at(kf.path(), b's').unwrap());
+    run(async {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..50 {
+            let o = Arc::clone(&o);
+            set.spawn(async move { o.changed(0).await });
+        }
+        settle("50 futures registered", || async_stats().waiting == 50).await;
+        assert_eq!(async_stats().watched, 1);
+        let mut w = child(&["write", &kf.arg(), "s", "9"]);
+        assert_eq!(w.line(), "ok 1");
+        let mut n = 0;
+        while let Some(r) = tokio::time::timeout(WAIT, set.join_next()).await.unwrap() {
+            assert_eq!(r.unwrap().unwrap(), 1);
+            n += 1;
+        }
+        assert_eq!(n, 50);
+        assert!(w.wait().success());
+    });
+    assert_eq!(async_stats().watched, 0);
+    drop(o);
+    assert!(kf.is_clean(b's'));
+}
+
+#[test]
+fn a_dropped_future_leaves_nothing_watched_and_its_registration_clears_on_the_next_write() {
+    let kf = KeyFile::new("async-cancel");
+    kf.key(b'c');
+    let c = Shared::<Counter>::create_at(kf.path(), b'c').unwrap();
+    run(async {
+        let seen = c.version();
+        let mut first = c.changed(seen);
+        let mut second = c.changed(seen);
+        // Polled until the time-out: pending, registered.
+        assert!(tokio::time::timeout(Duration::from_millis(20), &mut first)
+            .await
+            .is_err());
+        assert!(tokio::time::timeout(Duration::from_millis(20), &mut second)
+            .await
+            .is_err());
+        let stats = async_stats();
+        assert_eq!(
+            (stats.watched, stats.waiting),
+            (1, 2),
+            "two futures, one word"
+        );
+        assert!(sleepers(&c));
+        settle("the helper sleeps on the word", || {
+            helpers_asleep_on().contains(&2)
+        })
+        .await;
+        drop(first);
+        assert_eq!((async_stats().watched, async_stats().waiting), (1, 1));
+        drop(second);
+        let stats = async_stats();
+        assert_eq!((stats.watched, stats.waiting), (0, 0), "nothing registered");
+        // The helper was told and sleeps on its control word alone.
+        settle("the helper stops watching the word", || {
+            helpers_asleep_on().iter().all(|n| *n == 1)
+        })
+        .await;
+    });
+    // The header registration is left as a timed-out blocking waiter leaves it: the next
+    // publish (by another process) clears it, and later writes make no futex call for it.
+    assert!(sleepers(&c));
+    let mut w = child(&["write", &kf.arg(), "c", "1"]);
+    assert_eq!(w.line(), "ok 1");
+    assert!(w.wait().success());
+    assert!(!sleepers(&c), "the next write cleared the registration");
+    c.write(|c| c.n = 2);
+    assert!(!sleepers(&c));
+    // The object still wakes futures made afterwards.
+    run(async {
+        let mut w = child(&["write", &kf.arg(), "c", "3"]);
+        let v = tokio::time::timeout(WAIT, c.changed(2))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(v, 3);
+        assert_eq!(w.line(), "ok 3");
+        assert!(w.wait().success());
+    });
+    drop(c);
+    assert!(kf.is_clean(b'c'));
+}
+
+#[test]
+fn tokio_time_timeout_bounds_a_wait_and_cancels_it() {
+    let kf = KeyFile::new("async-timeout");
+    kf.key(b't');
+    let o = Shared::<Counter>::create_at(kf.path(), b't').unwrap();
+    run(async {
+        // Nobody writes: the time-out ends the wait, which leaves nothing registered.
+        let start = Instant::now();
+        let r = tokio::time::timeout(Duration::from_millis(100), o.changed(0)).await;
+        let took = start.elapsed();
+        assert!(r.is_err(), "no write, yet {r:?}");
+        assert!(
+            took >= Duration::from_millis(100) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
+        assert_eq!(async_stats().waiting, 0);
+        // A write within the time-out completes the wait.
+        let mut w = child(&["write", &kf.arg(), "t", "5"]);
+        let r = tokio::time::timeout(WAIT, o.changed(0)).await;
+        assert_eq!(r.expect("woken before the time-out").unwrap(), 1);
+        assert_eq!(o.read().n, 5);
+        assert!(w.wait().success());
+        // A version already past `seen` completes at the first poll, registering nothing.
+        let r = tokio::time::timeout(Duration::from_millis(1), o.changed(0)).await;
+        assert_eq!(r.unwrap().unwrap(), 1);
+        assert_eq!(async_stats().watched, 0);
+    });
+    drop(o);
+    assert!(kf.is_clean(b't'));
+}
+
+#[test]
+fn an_idle_process_awaiting_uses_no_measurable_cpu() {
+    let kf = KeyFile::new("async-idle");
+    kf.key(b'i');
+    let o = Shared::<Counter>::create_at(kf.path(), b'i').unwrap();
+    let mut idle = child(&["idle", &kf.arg(), "i", "1000"]);
+    let line = idle.line();
+    eprintln!("idle child: {line}");
+    let f: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(f[0], "idle", "{line}");
+    let (cpu_us, helpers, watched, pending): (u64, u64, u64, bool) = (
+        f[1].parse().unwrap(),
+        f[2].parse().unwrap(),
+        f[3].parse().unwrap(),
+        f[4].parse().unwrap(),
+    );
+    assert!(pending, "nobody wrote, yet it completed: {line}");
+    assert_eq!(
+        (helpers, watched),
+        (1, 0),
+        "one helper; the dropped future unwatched: {line}"
+    );
+    assert!(
+        cpu_us < 20_000,
+        "an idle await used {cpu_us} us of CPU in one second"
+    );
+    assert!(idle.wait().success());
+    drop(o);
+    assert!(kf.is_clean(b'i'));
+}
+
+#[test]
+fn writes_racing_the_registration_are_never_lost() {
+    const ROUNDS: u64 = 3000;
+    const BURST: u64 = 200_000;
+    let kf = KeyFile::new("async-race");
+    kf.key(b'A');
+    kf.key(b'B');
+    let a = Shared::<Counter>::create_at(kf.path(), b'A').unwrap();
+    let b = Shared::<Counter>::create_at(kf.path(), b'B').unwrap();
+    // Ping-pong: write A, await B; the other process answers each write of A by writing B,
+    // sleeping on A (`block`) or spinning on it (`spin`, so that its write lands while this
+    // future registers or the helper goes to sleep). A lost wake-up hangs a round.
+    for mode in ["block", "spin"] {
+        let base = a.version();
+        assert_eq!(base, b.version());
+        let mut pong = child(&["pong", &kf.arg(), &ROUNDS.to_string(), mode]);
+        assert_eq!(pong.line(), "ready");
+        run(async {
+            for i in base..base + ROUNDS {
+                a.write(|c| c.n = i + 1);
+                let v = tokio::time::timeout(Duration::from_secs(5), b.changed(i))
+                    .await
+                    .unwrap_or_else(|_| panic!("{mode}: round {i} was never woken"))
+                    .unwrap();
+                assert_eq!(v, i + 1, "{mode}");
+            }
+        });
+        assert_eq!(pong.line(), "done");
+        assert!(pong.wait().success());
+    }
+    // A writer flat out: every await completes with a newer version, up to the last.
+    let mut burst = child(&["burst", &kf.arg(), "B", &BURST.to_string()]);
+    assert_eq!(burst.line(), "ready");
+    let start = b.version();
+    let awaits = run(async {
+        burst.send("go");
+        let (mut seen, mut awaits) = (start, 0u64);
+        while seen < start + BURST {
+            let v = tokio::time::timeout(Duration::from_secs(5), b.changed(seen))
+                .await
+                .unwrap_or_else(|_| panic!("stuck at version {seen}"))
+                .unwrap();
+            assert!(v > seen);
+            seen = v;
+            awaits += 1;
+        }
+        awaits
+    });
+    assert!(awaits > 0);
+    assert_eq!(burst.line(), "done");
+    assert!(burst.wait().success());
+    assert_eq!(async_stats().watched, 0);
+    drop((a, b));
+    assert!(kf.is_clean(b'A') && kf.is_clean(b'B'));
+}
+
+#[test]
+fn an_async_waiter_killed_at_any_step_costs_writers_nothing_after_one_write() {
+    let kf = KeyFile::new("async-killed");
+    kf.key(b'k');
+    let c = Shared::<Counter>::create_at(kf.path(), b'k').unwrap();
+    for (round, point) in ["async:registered", "async:armed", "asleep"]
+        .iter()
+        .enumerate()
+    {
+        // A live async waiter in another process, which the next write must wake.
+        let mut live = child(&["await", &kf.arg(), "k"]);
+        assert_eq!(live.line(), "waiting");
+        assert_eq!(live.line(), "armed");
+        // Another one dies at `point`.
+        if *point == "asleep" {
+            let mut dying = child(&["await", &kf.arg(), "k"]);
+            assert_eq!(dying.line(), "waiting");
+            assert_eq!(dying.line(), "armed");
+            std::thread::sleep(Duration::from_millis(20));
+            dying.kill();
+        } else {
+            let mut dying = child_env(("SMOBJECT_FAULT", point), &["await", &kf.arg(), "k"]);
+            assert_eq!(dying.line(), "waiting");
+            assert!(
+                !dying.wait().success(),
+                "{point}: the fault point was not reached"
+            );
+        }
+        assert!(sleepers(&c), "{point}: waiters registered");
+        c.write(|c| c.n = round as u64 + 10);
+        let woke = live.try_line(Duration::from_secs(5));
+        assert_eq!(
+            woke.as_deref(),
+            Some(format!("ok {} {}", c.version(), round + 10).as_str()),
+            "{point}: the live waiter"
+        );
+        assert!(live.wait().success());
+        assert!(
+            !sleepers(&c),
+            "{point}: writes still pay for the dead waiter"
+        );
+        c.write(|c| c.n += 100);
+        assert!(!sleepers(&c));
+    }
+    drop(c);
+    assert!(kf.is_clean(b'k'));
+}
+
+#[test]
+fn the_fallback_without_futex_waitv_wakes_and_cancels() {
+    const ROUNDS: u64 = 500;
+    let kf = KeyFile::new("async-fallback");
+    kf.key(b'A');
+    kf.key(b'B');
+    let a = Shared::<Counter>::create_at(kf.path(), b'A').unwrap();
+    let b = Shared::<Counter>::create_at(kf.path(), b'B').unwrap();
+    // The child awaits B with its helper in fallback mode (plain FUTEX_WAIT, one word per
+    // helper); this process answers with blocking waits.
+    let mut ping = child_env(
+        ("SMOBJECT_ASYNC_FALLBACK", "1"),
+        &["ping", &kf.arg(), &ROUNDS.to_string()],
+    );
+    for i in 0..ROUNDS {
+        a.wait_for_update(i, Some(Duration::from_secs(5)))
+            .unwrap_or_else(|e| panic!("round {i}: {e}"));
+        b.write(|c| c.n = i + 1);
+    }
+    let line = ping.line();
+    assert_eq!(
+        line,
+        format!("ok {ROUNDS} 1 false"),
+        "one helper, fallback mode"
+    );
+    assert!(ping.wait().success());
+    drop((a, b));
+    assert!(kf.is_clean(b'A') && kf.is_clean(b'B'));
+}
+
+#[test]
+fn dyn_object_changed_and_updates() {
+    let kf = KeyFile::new("async-dyn");
+    kf.key(b'd');
+    let typed = Shared::<Counter>::create_at(kf.path(), b'd').unwrap();
+    let o = DynObject::access_at(kf.path(), b'd').unwrap();
+    run(async {
+        let mut updates = o.updates();
+        assert_eq!(updates.seen(), 0);
+        let mut w = child(&["write", &kf.arg(), "d", "4"]);
+        let v = tokio::time::timeout(WAIT, o.changed(0))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(v, 1);
+        assert_eq!(o.read().get("n").unwrap().to_string(), "4");
+        assert!(w.wait().success());
+        assert_eq!(
+            tokio::time::timeout(WAIT, updates.next())
+                .await
+                .unwrap()
+                .unwrap(),
+            1
+        );
+        // A `next()` dropped before completing changes nothing.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), updates.next())
+                .await
+                .is_err()
+        );
+        assert_eq!(updates.seen(), 1);
+        let mut w = child(&["write", &kf.arg(), "d", "5"]);
+        assert_eq!(
+            tokio::time::timeout(WAIT, updates.next())
+                .await
+                .unwrap()
+                .unwrap(),
+            2
+        );
+        assert!(w.wait().success());
+        // The typed handle's `updates()` starts at the current version.
+        let t = typed.updates();
+        assert_eq!(t.seen(), 2);
+    });
+    assert_eq!(async_stats().waiting, 0);
+    drop((typed, o));
+    assert!(kf.is_clean(b'd'));
+}
+
+#[test]
+fn the_futures_are_send_and_unpin() {
+    fn check<F: Future + Send + Unpin>(_: &F) {}
+    let kf = KeyFile::new("async-send");
+    kf.key(b'x');
+    let o = Shared::<Counter>::create_at(kf.path(), b'x').unwrap();
+    check(&o.changed(0));
+    let mut u = o.updates();
+    check(&u.next());
+    drop(o);
+    assert!(kf.is_clean(b'x'));
+}
