@@ -415,17 +415,7 @@ impl DynObject {
     /// [`InvalidValue`](ErrorKind::InvalidValue) if `bytes` is longer than the object; lock
     /// errors.
     pub fn write_bytes(&self, bytes: &[u8]) -> Result<u64> {
-        if bytes.len() > self.region.len {
-            return Err(invalid(format!(
-                "{} bytes given for an object of {}",
-                bytes.len(),
-                self.region.len
-            )));
-        }
-        self.write_with(|dst| {
-            dst[..bytes.len()].copy_from_slice(bytes);
-            Ok(())
-        })
+        self.write_prefix(bytes, None)
     }
 
     /// [`write_bytes`](Self::write_bytes) for a mirror of an object on another host: also
@@ -435,6 +425,10 @@ impl DynObject {
     /// # Errors
     /// As [`write_bytes`](Self::write_bytes).
     pub fn write_mirrored(&self, bytes: &[u8], origin: Origin) -> Result<u64> {
+        self.write_prefix(bytes, Some(origin))
+    }
+
+    fn write_prefix(&self, bytes: &[u8], origin: Option<Origin>) -> Result<u64> {
         if bytes.len() > self.region.len {
             return Err(invalid(format!(
                 "{} bytes given for an object of {}",
@@ -444,8 +438,9 @@ impl DynObject {
         }
         self.write_with(|dst| {
             dst[..bytes.len()].copy_from_slice(bytes);
-            self.region
-                .set_origin(origin.version, origin.published_unix_ns);
+            if let Some(o) = origin {
+                self.region.set_origin(o.version, o.published_unix_ns);
+            }
             Ok(())
         })
     }

@@ -11,7 +11,7 @@
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tests::{helper_exe, smobject_exe, Helper};
 
@@ -193,137 +193,159 @@ fn exits_cleanly(host: &mut Helper, name: &str) {
     assert!(report.starts_with("exit 0"), "{name}: {report}");
 }
 
+/// One test's hosts: A with the source object created (`seq` not yet written), B empty;
+/// the namespace tests run one at a time (the guard is held until the scene drops, last).
+struct Scene {
+    a: Helper,
+    b: Helper,
+    src: String,
+    dst: String,
+    hosts: Hosts,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+impl Scene {
+    fn start(name: &str) -> Option<Scene> {
+        let serial = SERIAL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut hosts = Hosts::setup(name)?;
+        let (src, dst) = (hosts.key_file("src"), hosts.key_file("dst"));
+        let mut a = hosts.host(0);
+        let b = hosts.host(1);
+        assert_eq!(a.cmd(&format!("create {src}")), "ok");
+        Some(Scene {
+            a,
+            b,
+            src,
+            dst,
+            hosts,
+            _serial: serial,
+        })
+    }
+
+    fn publish(&mut self) {
+        self.hosts.publish(&mut self.a, "pub", &self.src);
+    }
+
+    fn subscribe(&mut self) {
+        self.hosts.subscribe(&mut self.b, "sub", &self.dst);
+    }
+
+    /// Waits until B's mirror holds `seq == n`.
+    fn until(&mut self, n: u64, within: Duration) -> String {
+        until(&mut self.b, &self.dst, n, within)
+    }
+
+    /// Stops the subscriber (if `subscribed`) and the publisher with SIGTERM, both exiting 0,
+    /// then the hosts; the namespaces and key files go when the rest of the scene drops.
+    fn finish(mut self, subscribed: bool) {
+        if subscribed {
+            exits_cleanly(&mut self.b, "sub");
+        }
+        exits_cleanly(&mut self.a, "pub");
+        let Scene { a, b, .. } = self;
+        a.exit();
+        b.exit();
+    }
+}
+
 #[test]
 fn values_arrive_and_a_late_joiner_gets_the_current_value() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let Some(mut hosts) = Hosts::setup("late") else {
+    let Some(mut sc) = Scene::start("late") else {
         return;
     };
-    let (src, dst) = (hosts.key_file("src"), hosts.key_file("dst"));
-    let mut a = hosts.host(0);
-    let mut b = hosts.host(1);
-    assert_eq!(a.cmd(&format!("create {src}")), "ok");
     for n in 1..=5 {
-        assert_eq!(a.cmd(&format!("write {n}")), format!("ok v{n}"));
+        assert_eq!(sc.a.cmd(&format!("write {n}")), format!("ok v{n}"));
     }
-    hosts.publish(&mut a, "pub", &src);
+    sc.publish();
     // The source stopped writing before the subscriber started: it gets version 5 at once.
     std::thread::sleep(Duration::from_millis(300));
-    let started = Instant::now();
-    hosts.subscribe(&mut b, "sub", &dst);
-    let line = until(&mut b, &dst, 5, Duration::from_secs(10));
+    sc.subscribe();
+    let line = sc.until(5, Duration::from_secs(10));
     assert!(
         line.ends_with("origin 5"),
         "the mirror records the source version: {line}"
     );
-    assert!(started.elapsed() < Duration::from_secs(10));
     // New versions arrive.
     for n in [6, 7, 42] {
-        a.cmd(&format!("write {n}"));
-        let line = until(&mut b, &dst, n, Duration::from_secs(10));
-        assert!(line.contains("origin"), "{line}");
+        sc.a.cmd(&format!("write {n}"));
+        let line = sc.until(n, Duration::from_secs(10));
+        assert!(
+            line.ends_with(&format!("origin {}", if n == 42 { 8 } else { n })),
+            "{line}"
+        );
     }
-    exits_cleanly(&mut b, "sub");
-    exits_cleanly(&mut a, "pub");
-    a.exit();
-    b.exit();
+    sc.finish(true);
 }
 
 #[test]
 fn after_a_cut_link_and_restarts_the_mirror_converges_without_a_new_write() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let Some(mut hosts) = Hosts::setup("cut") else {
+    let Some(mut sc) = Scene::start("cut") else {
         return;
     };
-    let (src, dst) = (hosts.key_file("src"), hosts.key_file("dst"));
-    let mut a = hosts.host(0);
-    let mut b = hosts.host(1);
-    assert_eq!(a.cmd(&format!("create {src}")), "ok");
-    a.cmd("write 1");
-    hosts.publish(&mut a, "pub", &src);
-    hosts.subscribe(&mut b, "sub", &dst);
-    until(&mut b, &dst, 1, Duration::from_secs(10));
+    sc.a.cmd("write 1");
+    sc.publish();
+    sc.subscribe();
+    sc.until(1, Duration::from_secs(10));
 
     // Cut the link, write several versions, restore it: the mirror converges to the last.
-    hosts.link(false);
+    sc.hosts.link(false);
     for n in 2..=9 {
-        a.cmd(&format!("write {n}"));
+        sc.a.cmd(&format!("write {n}"));
     }
     std::thread::sleep(Duration::from_millis(1500));
-    hosts.link(true);
-    until(&mut b, &dst, 9, Duration::from_secs(20));
+    sc.hosts.link(true);
+    sc.until(9, Duration::from_secs(20));
 
     // SIGKILL the publisher, write while it is gone, restart it: converges.
-    let report = a.cmd("kill pub");
+    let report = sc.a.cmd("kill pub");
     assert!(report.starts_with("exit signal"), "{report}");
-    a.cmd("write 10");
-    hosts.publish(&mut a, "pub", &src);
-    until(&mut b, &dst, 10, Duration::from_secs(20));
+    sc.a.cmd("write 10");
+    sc.publish();
+    sc.until(10, Duration::from_secs(20));
 
     // Restart the subscriber (its mirror goes with it: nobody else is attached): the new one
     // re-creates the mirror with the current value, without a new write.
-    exits_cleanly(&mut b, "sub");
-    hosts.subscribe(&mut b, "sub", &dst);
-    until(&mut b, &dst, 10, Duration::from_secs(20));
-    exits_cleanly(&mut b, "sub");
-    exits_cleanly(&mut a, "pub");
-    a.exit();
-    b.exit();
+    exits_cleanly(&mut sc.b, "sub");
+    sc.subscribe();
+    sc.until(10, Duration::from_secs(20));
+    sc.finish(true);
 }
 
 #[test]
 fn an_existing_mirror_with_an_incompatible_schema_is_refused() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let Some(mut hosts) = Hosts::setup("schema") else {
+    let Some(mut sc) = Scene::start("schema") else {
         return;
     };
-    let (src, dst) = (hosts.key_file("src"), hosts.key_file("dst"));
-    let mut a = hosts.host(0);
-    let mut b = hosts.host(1);
-    assert_eq!(a.cmd(&format!("create {src}")), "ok");
-    a.cmd("write 3");
-    hosts.publish(&mut a, "pub", &src);
+    sc.a.cmd("write 3");
+    sc.publish();
     // Host B already has another struct under the mirror's key.
-    assert_eq!(b.cmd(&format!("create-words {dst}")), "ok");
-    hosts.subscribe(&mut b, "sub", &dst);
-    let report = b.cmd("status sub 15000");
+    assert_eq!(sc.b.cmd(&format!("create-words {}", sc.dst)), "ok");
+    sc.subscribe();
+    let report = sc.b.cmd("status sub 15000");
     assert!(
         report.starts_with("exit 1 error: layout mismatch")
             && report.contains("`Words`")
             && report.contains("Telemetry"),
         "{report}"
     );
-    exits_cleanly(&mut a, "pub");
-    a.exit();
-    b.exit();
+    sc.finish(false);
 }
 
 #[test]
 fn ten_thousand_writes_at_full_speed_end_at_the_last_version_never_torn() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let Some(mut hosts) = Hosts::setup("burst") else {
+    let Some(mut sc) = Scene::start("burst") else {
         return;
     };
-    let (src, dst) = (hosts.key_file("src"), hosts.key_file("dst"));
-    let mut a = hosts.host(0);
-    let mut b = hosts.host(1);
-    assert_eq!(a.cmd(&format!("create {src}")), "ok");
-    a.cmd("write 1");
-    hosts.publish(&mut a, "pub", &src);
-    hosts.subscribe(&mut b, "sub", &dst);
-    until(&mut b, &dst, 1, Duration::from_secs(10));
+    sc.a.cmd("write 1");
+    sc.publish();
+    sc.subscribe();
+    sc.until(1, Duration::from_secs(10));
     // Host B reads the mirror throughout the burst (4 s, from before its first write).
-    b.send(&format!("torn {dst} 4000"));
-    assert_eq!(a.cmd("burst 10000"), "ok v10001");
-    let torn = b.line();
+    sc.b.send(&format!("torn {} 4000", sc.dst));
+    assert_eq!(sc.a.cmd("burst 10000"), "ok v10001");
+    let torn = sc.b.line();
     let counts: Vec<u64> = torn
         .split_whitespace()
         .filter_map(|kv| kv.split_once('=').and_then(|(_, v)| v.parse().ok()))
@@ -331,9 +353,6 @@ fn ten_thousand_writes_at_full_speed_end_at_the_last_version_never_torn() {
     assert_eq!(counts.len(), 3, "{torn}");
     assert_eq!(counts[0], 0, "a torn mirror value: {torn}");
     assert!(counts[1] > 0 && counts[2] > 1, "{torn}");
-    until(&mut b, &dst, 10_000, Duration::from_secs(20));
-    exits_cleanly(&mut b, "sub");
-    exits_cleanly(&mut a, "pub");
-    a.exit();
-    b.exit();
+    sc.until(10_000, Duration::from_secs(20));
+    sc.finish(true);
 }
