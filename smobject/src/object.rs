@@ -140,6 +140,12 @@ impl Options {
     }
 }
 
+/// How often, and how long apart, a counter segment's extra attachment is re-checked before it
+/// is taken for a user rather than a header reader that attached it for a moment (the last
+/// detacher in `Drop for RawObject`, a removed segment in `check_unreachable`): 20 x 0.5 ms.
+const COUNTER_SETTLE_TRIES: u32 = 20;
+const COUNTER_SETTLE_PAUSE: Duration = Duration::from_micros(500);
+
 /// How to open.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Intent {
@@ -772,7 +778,9 @@ fn check_unreachable(key: &Key, (dev, ino): (u64, u64), opts: &Options) -> Resul
             continue;
         }
         let same_file = (h.key_dev, h.key_ino) == (dev, ino);
-        if s.removed && same_file {
+        // A removed segment still attached only by another process's header reader (this
+        // same scan, `smobject ls`) goes within microseconds: only one that stays is in use.
+        if s.removed && same_file && !goes_away(s.shmid) {
             return Err(Error::new(
                 ErrorKind::Removed,
                 format!("the object under this key was removed (e.g. by `ipcrm`) while {} process(es) still use it (its counter segment is shmid {})", s.nattch, s.shmid),
@@ -826,6 +834,18 @@ fn encoded_schema(key: &Key, layout: &Layout) -> Result<Vec<u8>> {
         None => Vec::new(),
     };
     Ok(bytes)
+}
+
+/// Whether the removed segment `shmid` is destroyed (or left with no attachment) within the
+/// settle time: a transient reader's attachment goes; a user's stays.
+fn goes_away(shmid: i32) -> bool {
+    for _ in 0..COUNTER_SETTLE_TRIES {
+        match sys::shm_stat(shmid) {
+            Ok(i) if i.nattch > 0 => std::thread::sleep(COUNTER_SETTLE_PAUSE),
+            _ => return true,
+        }
+    }
+    false
 }
 
 /// Validates a header copy against the segments and what the caller expects.
@@ -971,8 +991,20 @@ impl Drop for RawObject {
         if let Ok(d) = sys::shm_stat(self.data_id) {
             repair_count(self.header, d.nattch);
             // We are still attached to the counter segment: 1 means only us (a program of the
-            // original protocol may be attached to it alone).
-            let last = || sys::shm_stat(self.counter_id).is_ok_and(|c| c.nattch <= 1);
+            // original protocol may be attached to it alone). Readers of headers (another
+            // creator's `check_unreachable` scan, `smobject ls`/`inspect`) attach counter
+            // segments for a few microseconds without the key lock: give such a transient
+            // attachment a few milliseconds to go before concluding that someone stays.
+            let last = || {
+                for _ in 0..COUNTER_SETTLE_TRIES {
+                    match sys::shm_stat(self.counter_id) {
+                        Ok(c) if c.nattch <= 1 => return true,
+                        Ok(_) => std::thread::sleep(COUNTER_SETTLE_PAUSE),
+                        Err(_) => return false,
+                    }
+                }
+                false
+            };
             if lock.is_some() && d.nattch == 0 && last() {
                 let _ = sys::shm_remove(self.data_id);
                 crate::fault::point("detach:after-rmid-data");

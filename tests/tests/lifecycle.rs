@@ -415,3 +415,41 @@ fn sys_uid() -> u32 {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() }
 }
+
+/// The last one out frees the pair even while other processes' creators scan every counter
+/// segment (`check_unreachable` attaches them read-only for a moment, without this object's
+/// key lock): a transient reader must not turn the last detach into a stale pair.
+#[test]
+fn last_detach_frees_while_another_creator_scans_the_headers() {
+    let ours = KeyFile::new("settle-ours");
+    let theirs = KeyFile::new("settle-theirs");
+    theirs.key(b'q');
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scanner = {
+        let stop = std::sync::Arc::clone(&stop);
+        let path = theirs.path().to_owned();
+        std::thread::spawn(move || {
+            let key = Key::from_path(&path, b'q').unwrap();
+            let mut scans = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Every create of a key with nothing under it scans the counter segments of
+                // the same id, ours included.
+                drop(RawObject::create(&key, Layout::untyped(64), &Options::new()).unwrap());
+                scans += 1;
+            }
+            scans
+        })
+    };
+    let key = ours.key(b'q');
+    for round in 0..300 {
+        let o = RawObject::create(&key, Layout::untyped(64), &Options::new()).unwrap();
+        drop(o);
+        assert!(
+            ours.is_clean(b'q'),
+            "round {round}: the last detach left the pair"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(scanner.join().unwrap() > 0);
+    assert!(theirs.is_clean(b'q'));
+}
