@@ -15,9 +15,30 @@ use smobject::{async_stats, DynObject, Shared};
 use tests::structs::Counter;
 use tests::{Helper, KeyFile, WAIT};
 
-fn serial() -> MutexGuard<'static, ()> {
+/// One test at a time, for the whole test (its checks of the process-wide counts after its
+/// runtime is gone included). Re-entrant on the test's thread: `run` takes it too.
+struct Serial(Option<MutexGuard<'static, ()>>);
+
+thread_local! {
+    static HOLDS_SERIAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn serial() -> Serial {
     static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
+    if HOLDS_SERIAL.get() {
+        return Serial(None);
+    }
+    let guard = LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+    HOLDS_SERIAL.set(true);
+    Serial(Some(guard))
+}
+
+impl Drop for Serial {
+    fn drop(&mut self) {
+        if self.0.is_some() {
+            HOLDS_SERIAL.set(false);
+        }
+    }
 }
 
 /// Runs `f` on a current-thread tokio runtime (with timers), one test at a time.
@@ -154,6 +175,7 @@ fn await_all_written_by_another_process(name: &str, count: usize) -> usize {
 
 #[test]
 fn a_hundred_objects_awaited_at_once_each_written_once_by_another_process() {
+    let _one_at_a_time = serial();
     let helpers = await_all_written_by_another_process("async-100-", 100);
     // 100 words fit one futex_waitv call (127 besides the control word): one helper thread.
     assert_eq!(helpers, 1, "one helper for 100 objects");
@@ -161,12 +183,14 @@ fn a_hundred_objects_awaited_at_once_each_written_once_by_another_process() {
 
 #[test]
 fn more_than_127_awaited_words_take_a_second_helper() {
+    let _one_at_a_time = serial();
     let helpers = await_all_written_by_another_process("async-150-", 150);
     assert_eq!(helpers, 2, "127 words per helper");
 }
 
 #[test]
 fn many_futures_on_one_object_share_one_watched_word() {
+    let _one_at_a_time = serial();
     let kf = KeyFile::new("async-share");
     kf.key(b's');
     let o = Arc::new(Shared::<Counter>::create_at(kf.path(), b's').unwrap());
@@ -195,6 +219,7 @@ fn many_futures_on_one_object_share_one_watched_word() {
 
 #[test]
 fn a_dropped_future_leaves_nothing_watched_and_its_registration_clears_on_the_next_write() {
+    let _one_at_a_time = serial();
     let kf = KeyFile::new("async-cancel");
     kf.key(b'c');
     let c = Shared::<Counter>::create_at(kf.path(), b'c').unwrap();
@@ -257,6 +282,7 @@ fn a_dropped_future_leaves_nothing_watched_and_its_registration_clears_on_the_ne
 
 #[test]
 fn tokio_time_timeout_bounds_a_wait_and_cancels_it() {
+    let _one_at_a_time = serial();
     let kf = KeyFile::new("async-timeout");
     kf.key(b't');
     let o = Shared::<Counter>::create_at(kf.path(), b't').unwrap();
@@ -288,6 +314,7 @@ fn tokio_time_timeout_bounds_a_wait_and_cancels_it() {
 
 #[test]
 fn an_idle_process_awaiting_uses_no_measurable_cpu() {
+    let _one_at_a_time = serial();
     let kf = KeyFile::new("async-idle");
     kf.key(b'i');
     let o = Shared::<Counter>::create_at(kf.path(), b'i').unwrap();
@@ -321,6 +348,7 @@ fn an_idle_process_awaiting_uses_no_measurable_cpu() {
 fn writes_racing_the_registration_are_never_lost() {
     const ROUNDS: u64 = 3000;
     const BURST: u64 = 200_000;
+    let _one_at_a_time = serial();
     let kf = KeyFile::new("async-race");
     kf.key(b'A');
     kf.key(b'B');
@@ -375,6 +403,7 @@ fn writes_racing_the_registration_are_never_lost() {
 
 #[test]
 fn an_async_waiter_killed_at_any_step_costs_writers_nothing_after_one_write() {
+    let _one_at_a_time = serial();
     let kf = KeyFile::new("async-killed");
     kf.key(b'k');
     let c = Shared::<Counter>::create_at(kf.path(), b'k').unwrap();
@@ -424,6 +453,7 @@ fn an_async_waiter_killed_at_any_step_costs_writers_nothing_after_one_write() {
 #[test]
 fn the_fallback_without_futex_waitv_wakes_and_cancels() {
     const ROUNDS: u64 = 500;
+    let _one_at_a_time = serial();
     let kf = KeyFile::new("async-fallback");
     kf.key(b'A');
     kf.key(b'B');
@@ -453,6 +483,7 @@ fn the_fallback_without_futex_waitv_wakes_and_cancels() {
 
 #[test]
 fn dyn_object_changed_and_updates() {
+    let _one_at_a_time = serial();
     let kf = KeyFile::new("async-dyn");
     kf.key(b'd');
     let typed = Shared::<Counter>::create_at(kf.path(), b'd').unwrap();
@@ -503,6 +534,7 @@ fn dyn_object_changed_and_updates() {
 #[test]
 fn the_futures_are_send_and_unpin() {
     fn check<F: Future + Send + Unpin>(_: &F) {}
+    let _one_at_a_time = serial();
     let kf = KeyFile::new("async-send");
     kf.key(b'x');
     let o = Shared::<Counter>::create_at(kf.path(), b'x').unwrap();
