@@ -12,38 +12,14 @@ use pyo3::types::{PyBytes, PyDict, PyFloat, PyString, PyTuple};
 use smobject::schema::{Field, Scalar, Schema, Type, Value};
 use smobject::DynObject;
 
-/// Every scalar, for lookups by name.
-const SCALARS: [Scalar; 12] = [
-    Scalar::U8,
-    Scalar::U16,
-    Scalar::U32,
-    Scalar::U64,
-    Scalar::I8,
-    Scalar::I16,
-    Scalar::I32,
-    Scalar::I64,
-    Scalar::F32,
-    Scalar::F64,
-    Scalar::U128,
-    Scalar::I128,
-];
-
 fn bad_desc(why: impl Into<String>) -> PyErr {
     PyTypeError::new_err(why.into())
 }
 
 fn type_from_desc(t: &Bound<'_, PyAny>) -> PyResult<Type> {
     if let Ok(name) = t.extract::<String>() {
-        // `Type`'s Display is the Rust name: `u64`, `AtomicU64`.
-        for s in SCALARS {
-            if Type::Scalar(s).to_string() == name {
-                return Ok(Type::Scalar(s));
-            }
-            if !matches!(s, Scalar::F32 | Scalar::F64 | Scalar::U128 | Scalar::I128)
-                && Type::Atomic(s).to_string() == name
-            {
-                return Ok(Type::Atomic(s));
-            }
+        if let Some(ty) = Type::from_name(&name) {
+            return Ok(ty);
         }
         return Err(bad_desc(format!("unknown field type `{name}`")));
     }

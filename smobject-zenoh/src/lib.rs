@@ -50,6 +50,7 @@ use std::time::{Duration, Instant};
 
 use smobject::schema::Schema;
 use smobject::{DynObject, ErrorKind, Key, Options, Origin};
+use zenoh::bytes::ZBytes;
 use zenoh::handlers::FifoChannelHandler;
 use zenoh::pubsub::{Publisher, Subscriber};
 use zenoh::qos::CongestionControl;
@@ -91,8 +92,17 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Object(e) => write!(f, "{e}"),
-            Error::Zenoh(e) => write!(f, "zenoh: {e}"),
-            Error::Envelope(e) => write!(f, "malformed envelope: {e}"),
+            Error::Zenoh(e) => write!(
+                f,
+                "zenoh: {e}; hint: check the endpoints (Zenoh syntax, e.g. `tcp/10.0.0.1:7447`), \
+                 that the address is this host's and free (--listen) or reachable (--connect), \
+                 and the --config file"
+            ),
+            Error::Envelope(e) => write!(
+                f,
+                "malformed envelope: {e}; hint: only `smobject publish` (or smobject-zenoh's \
+                 Publication) of the same envelope version may publish on this key expression"
+            ),
         }
     }
 }
@@ -175,17 +185,14 @@ impl Envelope {
     /// The bytes that travel.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(FIXED + self.data.len() + 4 + self.schema.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&[ENVELOPE_VERSION, 0, 0, 0]);
-        out.extend_from_slice(&self.version.to_le_bytes());
-        out.extend_from_slice(&self.published_unix_ns.to_le_bytes());
-        out.extend_from_slice(&self.instance.to_le_bytes());
-        out.extend_from_slice(&(self.data.len() as u32).to_le_bytes());
-        out.extend_from_slice(&self.data);
-        out.extend_from_slice(&(self.schema.len() as u32).to_le_bytes());
-        out.extend_from_slice(&self.schema);
-        out
+        Parts {
+            version: self.version,
+            published_unix_ns: self.published_unix_ns,
+            instance: self.instance,
+            data: &self.data,
+            schema: &self.schema,
+        }
+        .encode()
     }
 
     /// Decodes and checks received bytes; returns the envelope and its decoded schema, whose
@@ -194,6 +201,48 @@ impl Envelope {
     /// # Errors
     /// [`Error::Envelope`] saying what is wrong.
     pub fn decode(bytes: &[u8]) -> Result<(Envelope, Schema)> {
+        let parts = Parts::parse(bytes)?;
+        let schema = parts.schema()?;
+        Ok((
+            Envelope {
+                version: parts.version,
+                published_unix_ns: parts.published_unix_ns,
+                instance: parts.instance,
+                data: parts.data.to_vec(),
+                schema: parts.schema.to_vec(),
+            },
+            schema,
+        ))
+    }
+}
+
+/// An envelope's fields, borrowed: what is encoded from a snapshot without copying it, and what
+/// a mirror reads a sample as (decoding the schema only when it differs from the last one).
+struct Parts<'a> {
+    version: u64,
+    published_unix_ns: u64,
+    instance: u64,
+    data: &'a [u8],
+    schema: &'a [u8],
+}
+
+impl<'a> Parts<'a> {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(FIXED + self.data.len() + 4 + self.schema.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&[ENVELOPE_VERSION, 0, 0, 0]);
+        out.extend_from_slice(&self.version.to_le_bytes());
+        out.extend_from_slice(&self.published_unix_ns.to_le_bytes());
+        out.extend_from_slice(&self.instance.to_le_bytes());
+        out.extend_from_slice(&(self.data.len() as u32).to_le_bytes());
+        out.extend_from_slice(self.data);
+        out.extend_from_slice(&(self.schema.len() as u32).to_le_bytes());
+        out.extend_from_slice(self.schema);
+        out
+    }
+
+    /// The header and the lengths checked; the schema bytes not decoded yet.
+    fn parse(bytes: &'a [u8]) -> Result<Parts<'a>> {
         let bad = |why: &str| Error::Envelope(why.to_owned());
         if bytes.len() < FIXED || &bytes[..4] != MAGIC {
             return Err(bad("not an smobject envelope (no `SMOZ` header)"));
@@ -213,9 +262,6 @@ impl Envelope {
             let b = bytes.get(at..at + 4)?;
             usize::try_from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])).ok()
         };
-        let version = u64_at(8);
-        let published_unix_ns = u64_at(16);
-        let instance = u64_at(24);
         let data_len = u32_at(32).ok_or_else(|| bad("truncated"))?;
         let data_end = FIXED
             .checked_add(data_len)
@@ -226,25 +272,28 @@ impl Envelope {
         if schema_at.checked_add(schema_len) != Some(bytes.len()) {
             return Err(bad("the schema length does not match the message"));
         }
-        let schema_bytes = &bytes[schema_at..];
-        let schema = Schema::decode(schema_bytes)
+        Ok(Parts {
+            version: u64_at(8),
+            published_unix_ns: u64_at(16),
+            instance: u64_at(24),
+            data: &bytes[FIXED..data_end],
+            schema: &bytes[schema_at..],
+        })
+    }
+
+    /// Decodes the schema and checks that it describes the data's size.
+    fn schema(&self) -> Result<Schema> {
+        let schema = Schema::decode(self.schema)
             .map_err(|why| Error::Envelope(format!("its schema is malformed: {why}")))?;
-        if schema.size != data_len {
+        if schema.size != self.data.len() {
             return Err(Error::Envelope(format!(
-                "{data_len} data bytes for a `{}` of {} bytes",
-                schema.name, schema.size
+                "{} data bytes for a `{}` of {} bytes",
+                self.data.len(),
+                schema.name,
+                schema.size
             )));
         }
-        Ok((
-            Envelope {
-                version,
-                published_unix_ns,
-                instance,
-                data: bytes[FIXED..data_end].to_vec(),
-                schema: schema_bytes.to_vec(),
-            },
-            schema,
-        ))
+        Ok(schema)
     }
 }
 
@@ -259,12 +308,16 @@ fn unix_ns() -> u64 {
 
 /// Publishes a local object's versions on a key expression, and answers queries for the latest.
 pub struct Publication {
-    object: Arc<DynObject>,
+    object: DynObject,
     publisher: Publisher<'static>,
     _queryable: Queryable<()>,
+    /// The object's encoded schema, sent in every envelope.
     schema: Vec<u8>,
-    /// The last envelope put, shared with the queryable's callback.
-    latest: Arc<Mutex<Vec<u8>>>,
+    /// The snapshot buffer, reused by every publish.
+    snapshot: Vec<u8>,
+    /// The last envelope put, shared with the queryable's callback (`ZBytes` clones share the
+    /// bytes); `None` before the first put.
+    latest: Arc<Mutex<Option<ZBytes>>>,
     last_version: Option<u64>,
     last_put: Instant,
 }
@@ -286,17 +339,17 @@ impl Publication {
             .express(true)
             .wait()
             .map_err(|e| zenoh_err(&format!("declaring a publisher on `{keyexpr}`"), &e))?;
-        let latest = Arc::new(Mutex::new(Vec::new()));
+        let latest = Arc::new(Mutex::new(None::<ZBytes>));
         let for_queries = Arc::clone(&latest);
         let reply_key = keyexpr.to_owned();
         let queryable = session
             .declare_queryable(keyexpr.to_owned())
             .callback(move |query| {
-                let bytes = for_queries
+                let latest = for_queries
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .clone();
-                if !bytes.is_empty() {
+                if let Some(bytes) = latest {
                     // A failed reply only means the querier went away.
                     let _ = query.reply(reply_key.clone(), bytes).wait();
                 }
@@ -304,7 +357,8 @@ impl Publication {
             .wait()
             .map_err(|e| zenoh_err(&format!("declaring a queryable on `{keyexpr}`"), &e))?;
         let mut publication = Publication {
-            object: Arc::new(object),
+            snapshot: vec![0; object.len()],
+            object,
             publisher,
             _queryable: queryable,
             schema,
@@ -328,29 +382,29 @@ impl Publication {
     /// # Errors
     /// A failed put.
     pub fn publish_latest(&mut self) -> Result<Option<u64>> {
-        let snap = self.object.read();
-        if self.last_version == Some(snap.version()) {
+        let version = self.object.read_into(&mut self.snapshot);
+        if self.last_version == Some(version) {
             return Ok(None);
         }
-        let envelope = Envelope {
-            version: snap.version(),
+        let envelope = Parts {
+            version,
             published_unix_ns: unix_ns(),
             instance: self.object.raw().nonce(),
-            data: snap.bytes().to_vec(),
-            schema: self.schema.clone(),
+            data: &self.snapshot,
+            schema: &self.schema,
         }
         .encode();
-        self.put(envelope)?;
-        self.last_version = Some(snap.version());
-        Ok(Some(snap.version()))
+        self.put(ZBytes::from(envelope))?;
+        self.last_version = Some(version);
+        Ok(Some(version))
     }
 
-    fn put(&mut self, envelope: Vec<u8>) -> Result<()> {
+    fn put(&mut self, envelope: ZBytes) -> Result<()> {
         self.publisher
             .put(envelope.clone())
             .wait()
             .map_err(|e| zenoh_err("put", &e))?;
-        *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = envelope;
+        *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = Some(envelope);
         self.last_put = Instant::now();
         Ok(())
     }
@@ -365,10 +419,10 @@ impl Publication {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        if latest.is_empty() {
-            return Ok(());
+        match latest {
+            Some(envelope) => self.put(envelope),
+            None => Ok(()),
         }
-        self.put(latest)
     }
 
     /// Until `stop` is set: sleeps on the object's futex (woken by the next publish of any
@@ -423,7 +477,10 @@ struct Inner {
 struct State {
     key: Key,
     options: Options,
-    object: Option<DynObject>,
+    /// The mirror object, and the encoded source schema it was opened for: samples that carry
+    /// the same bytes (all of them, until the source changes its struct) are written without
+    /// decoding or checking the schema again.
+    object: Option<(DynObject, Vec<u8>)>,
     /// `(instance, version)` of the last envelope applied.
     applied: Option<(u64, u64)>,
     /// Writes made (for [`Mirror::receive`]).
@@ -560,34 +617,45 @@ impl Inner {
     }
 
     fn apply(&self, bytes: &[u8]) -> Result<bool> {
-        let (envelope, schema) = Envelope::decode(bytes)?;
+        let parts = Parts::parse(bytes)?;
         let mut st = self.lock();
         if let Some((instance, version)) = st.applied {
-            if instance == envelope.instance && envelope.version <= version {
+            if instance == parts.instance && parts.version <= version {
                 return Ok(false);
             }
         }
-        let fits = st
+        let same_schema = st
             .object
             .as_ref()
-            .is_some_and(|o| schema.check_prefix(o.schema()).is_ok());
-        if !fits {
-            // First envelope, or the source changed its struct: (re)open by the prefix rule.
-            st.object = None;
-            let object = DynObject::open_or_create_in(&st.key, schema, &st.options)?;
-            st.object = Some(object);
+            .is_some_and(|(_, source)| source.as_slice() == parts.schema);
+        if !same_schema {
+            // First envelope, or the source changed its struct: the object stays if the new
+            // schema is a prefix of its own, else it is (re)opened by the prefix rule.
+            let schema = parts.schema()?;
+            let fits = st
+                .object
+                .as_ref()
+                .is_some_and(|(o, _)| schema.check_prefix(o.schema()).is_ok());
+            let kept = st.object.take().filter(|_| fits);
+            // An object that does not fit is dropped (detached, freed if it was the last
+            // attachment) before the new one is opened.
+            let object = match kept {
+                Some((o, _)) => o,
+                None => DynObject::open_or_create_in(&st.key, schema, &st.options)?,
+            };
+            st.object = Some((object, parts.schema.to_vec()));
         }
-        let Some(object) = &st.object else {
+        let Some((object, _)) = &st.object else {
             return Ok(false);
         };
         object.write_mirrored(
-            &envelope.data,
+            parts.data,
             Origin {
-                version: envelope.version,
-                published_unix_ns: envelope.published_unix_ns,
+                version: parts.version,
+                published_unix_ns: parts.published_unix_ns,
             },
         )?;
-        st.applied = Some((envelope.instance, envelope.version));
+        st.applied = Some((parts.instance, parts.version));
         st.writes += 1;
         drop(st);
         self.changed.notify_all();

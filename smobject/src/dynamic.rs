@@ -126,14 +126,10 @@ impl DynObject {
                 "the object is untyped bytes (an `SMObject` or raw object): it has no schema",
             )
             .with_key(object.key())
-            .hint("read it as bytes (`smobject dump`, `SMObject`), or create it from a `#[shared_memory]` struct"));
+            .hint("read it as bytes (`smobject inspect --hex`, `SMObject`), or create it from a `#[shared_memory]` struct"));
         };
-        let len = object.data_size();
-        let region = Region {
-            header: *object.header(),
-            data: object.as_ptr(),
-            len,
-        };
+        let region = Region::of(&object);
+        let len = region.len;
         Ok(DynObject {
             region,
             schema: Arc::new(schema),

@@ -44,6 +44,7 @@ pub enum Scalar {
     I128,
 }
 
+/// Every scalar, in tag order.
 const SCALARS: [Scalar; 12] = [
     Scalar::U8,
     Scalar::U16,
@@ -111,6 +112,12 @@ impl Scalar {
 
     fn from_tag(tag: u8) -> Option<Scalar> {
         SCALARS.get(usize::from(tag).checked_sub(1)?).copied()
+    }
+
+    /// Whether `std::sync::atomic` has an atomic of this integer (`AtomicU8`..`AtomicI64`).
+    #[must_use]
+    pub const fn has_atomic(self) -> bool {
+        !matches!(self, Self::F32 | Self::F64 | Self::U128 | Self::I128)
     }
 
     fn is_float(self) -> bool {
@@ -413,6 +420,23 @@ impl Type {
             Type::Scalar(s) | Type::Atomic(s) => Some(*s),
             _ => None,
         }
+    }
+}
+
+impl Type {
+    /// The number or atomic type of a Rust name, as [`Display`](fmt::Display) writes it:
+    /// `u64`, `f32`, `AtomicU32`. `None` for any other name.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Type> {
+        SCALARS.iter().find_map(|&s| {
+            if s.name() == name {
+                Some(Type::Scalar(s))
+            } else if s.has_atomic() && Type::Atomic(s).to_string() == name {
+                Some(Type::Atomic(s))
+            } else {
+                None
+            }
+        })
     }
 }
 
@@ -807,7 +831,7 @@ fn decode_type(r: &mut Reader<'_>, depth: usize) -> Result<Type, String> {
     }
     if tag & ATOMIC != 0 {
         return match Scalar::from_tag(tag & !ATOMIC) {
-            Some(s) if !s.is_float() => Ok(Type::Atomic(s)),
+            Some(s) if s.has_atomic() => Ok(Type::Atomic(s)),
             _ => Err(format!("unknown type tag {tag:#04x} at byte {at}")),
         };
     }
@@ -1553,6 +1577,21 @@ mod tests {
             <i128 as Describe>::TYPE,
             TypeDef::Scalar(Scalar::I128)
         ));
+        // Names back to types: every scalar and every atomic std has, nothing else.
+        for sc in SCALARS {
+            assert_eq!(Type::from_name(sc.name()), Some(Type::Scalar(sc)));
+            let atomic = Type::Atomic(sc);
+            let back = Type::from_name(&atomic.to_string());
+            assert_eq!(back, sc.has_atomic().then_some(atomic));
+        }
+        assert_eq!(Type::from_name("bool"), None);
+        // An atomic tag of a scalar std has no atomic of is malformed.
+        let mut bytes = T.to_schema().encode().unwrap();
+        let at = bytes.len() - 1; // `m`'s type tag, the last byte
+        bytes[at] = ATOMIC | Scalar::U128.tag();
+        assert!(Schema::decode(&bytes).is_err());
+        bytes[at] = ATOMIC | Scalar::U32.tag();
+        assert!(Schema::decode(&bytes).is_ok());
     }
 
     /// Malformed schema bytes never panic and are refused: random bytes and mutations.

@@ -110,13 +110,7 @@ unsafe impl<T: SharedStruct> Sync for Shared<T> {}
 
 impl<T: SharedStruct> Shared<T> {
     fn wrap(object: RawObject) -> Shared<T> {
-        let region = Region {
-            header: *object.header(),
-            data: object.as_ptr(),
-            // The object's length (its creator's struct, which may have more fields than T by
-            // the prefix rule): it fixes the granules, and writes publish all of it.
-            len: object.data_size(),
-        };
+        let region = Region::of(&object);
         Shared {
             object,
             region,

@@ -84,6 +84,17 @@ pub(crate) struct Region {
 }
 
 impl Region {
+    /// The region of an attached object: its data segment with the object's whole length (its
+    /// creator's struct, which may have more fields than the opener's by the prefix rule): the
+    /// length fixes the granules, and writes publish all of it.
+    pub(crate) fn of(object: &crate::RawObject) -> Region {
+        Region {
+            header: *object.header(),
+            data: object.as_ptr(),
+            len: object.data_size(),
+        }
+    }
+
     fn sync(&self) -> &SyncWords {
         self.header.sync()
     }
