@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use smobject::schema::{json_string, Value};
+use smobject::schema::Value;
 use smobject::DynObject;
 
 use crate::Failure;
@@ -54,19 +54,16 @@ pub(crate) fn run(
     Ok(())
 }
 
-/// `{"pos[1]": 2.5, "seq": 7}`, in the style of [`Value::to_json`].
+/// `{"pos[1]": 2.5, "seq": 7}`: the paths asked for as the keys of one JSON object (written by
+/// [`Value::to_json`], as a struct with those fields).
 fn json_object(entries: &[(&str, Value)]) -> String {
-    let mut s = String::from("{");
-    for (i, (k, v)) in entries.iter().enumerate() {
-        if i > 0 {
-            s.push_str(", ");
-        }
-        json_string(k, &mut s);
-        s.push_str(": ");
-        s.push_str(&v.to_json());
-    }
-    s.push('}');
-    s
+    Value::Struct(
+        entries
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect(),
+    )
+    .to_json()
 }
 
 /// The lines of `value` at `path`: a struct's fields become `path.field`, an array holding

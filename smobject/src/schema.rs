@@ -952,7 +952,7 @@ impl Value {
 }
 
 /// `s` as a JSON string literal.
-pub fn json_string(s: &str, out: &mut String) {
+fn json_string(s: &str, out: &mut String) {
     use std::fmt::Write as _;
     out.push('"');
     for c in s.chars() {
