@@ -316,9 +316,14 @@ fn scribbling_on_a_live_header_gives_errors_never_crashes() {
     let kf = KeyFile::new("scribble");
     kf.key(b's');
     let owner = Shared::<Words>::create_at(kf.path(), b's').unwrap();
-    let rws: Vec<Helper> = (0..2)
+    let mut rws: Vec<Helper> = (0..2)
         .map(|_| Helper::spawn(&["t-robust-rw", &kf.arg(), "s", "1500"]))
         .collect();
+    // Both are attached before the first scribble: what is tested is a live header scribbled
+    // on, not an attach to a scribbled one (that is the last check below).
+    for h in &mut rws {
+        assert_eq!(h.line(), "attached");
+    }
     let mut scribbler = Helper::spawn(&["t-scribble", &kf.arg(), "s", "1000"]);
     assert!(scribbler.line().starts_with("ok"));
     assert!(scribbler.wait().success());

@@ -436,11 +436,13 @@ mod typed {
             }
             // Scribbles random bytes over the live header (not the mutex) for MS milliseconds.
             "t-scribble" => return scribble(path, id(a), arg(a, 2)),
-            // Reads and writes with time-outs for MS milliseconds; counts successes and errors.
+            // Attaches (prints `attached`), then reads and writes with time-outs for MS
+            // milliseconds; counts successes and errors.
             "t-robust-rw" => {
                 let Some(w) = report(Shared::<Words>::access_at(path, id(a))) else {
                     return 1;
                 };
+                println!("attached");
                 let ms: u64 = arg(a, 2);
                 let (mut reads, mut read_errs, mut writes, mut write_errs) =
                     (0u64, 0u64, 0u64, 0u64);
