@@ -344,6 +344,8 @@ fn ten_thousand_writes_at_full_speed_end_at_the_last_version_never_torn() {
     sc.until(1, Duration::from_secs(10));
     // Host B reads the mirror throughout the burst (4 s, from before its first write).
     sc.b.send(&format!("torn {} 4000", sc.dst));
+    // The burst starts only once B reads: a burst done before would leave B one version.
+    assert_eq!(sc.b.line(), "reading");
     assert_eq!(sc.a.cmd("burst 10000"), "ok v10001");
     let torn = sc.b.line();
     let counts: Vec<u64> = torn
