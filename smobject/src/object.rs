@@ -780,7 +780,7 @@ fn check_unreachable(key: &Key, (dev, ino): (u64, u64), opts: &Options) -> Resul
         let same_file = (h.key_dev, h.key_ino) == (dev, ino);
         // A removed segment still attached only by another process's header reader (this
         // same scan, `smobject ls`) goes within microseconds: only one that stays is in use.
-        if s.removed && same_file && !goes_away(s.shmid) {
+        if s.removed && same_file && attachments_settle(s.shmid, 0) == Some(false) {
             return Err(Error::new(
                 ErrorKind::Removed,
                 format!("the object under this key was removed (e.g. by `ipcrm`) while {} process(es) still use it (its counter segment is shmid {})", s.nattch, s.shmid),
@@ -836,16 +836,18 @@ fn encoded_schema(key: &Key, layout: &Layout) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Whether the removed segment `shmid` is destroyed (or left with no attachment) within the
-/// settle time: a transient reader's attachment goes; a user's stays.
-fn goes_away(shmid: i32) -> bool {
+/// Whether segment `shmid` has at most `at_most` attachments within the settle time (a header
+/// reader's extra attachment goes within microseconds; a user's stays): `Some(true)` once it
+/// has, `Some(false)` if it still has more at the end, `None` if the segment is gone.
+fn attachments_settle(shmid: i32, at_most: u64) -> Option<bool> {
     for _ in 0..COUNTER_SETTLE_TRIES {
         match sys::shm_stat(shmid) {
-            Ok(i) if i.nattch > 0 => std::thread::sleep(COUNTER_SETTLE_PAUSE),
-            _ => return true,
+            Ok(i) if i.nattch > at_most => std::thread::sleep(COUNTER_SETTLE_PAUSE),
+            Ok(_) => return Some(true),
+            Err(_) => return None,
         }
     }
-    false
+    Some(false)
 }
 
 /// Validates a header copy against the segments and what the caller expects.
@@ -995,17 +997,10 @@ impl Drop for RawObject {
             // creator's `check_unreachable` scan, `smobject ls`/`inspect`) attach counter
             // segments for a few microseconds without the key lock: give such a transient
             // attachment a few milliseconds to go before concluding that someone stays.
-            let last = || {
-                for _ in 0..COUNTER_SETTLE_TRIES {
-                    match sys::shm_stat(self.counter_id) {
-                        Ok(c) if c.nattch <= 1 => return true,
-                        Ok(_) => std::thread::sleep(COUNTER_SETTLE_PAUSE),
-                        Err(_) => return false,
-                    }
-                }
-                false
-            };
-            if lock.is_some() && d.nattch == 0 && last() {
+            if lock.is_some()
+                && d.nattch == 0
+                && attachments_settle(self.counter_id, 1) == Some(true)
+            {
                 let _ = sys::shm_remove(self.data_id);
                 crate::fault::point("detach:after-rmid-data");
                 let _ = sys::shm_remove(self.counter_id);

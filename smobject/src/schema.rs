@@ -421,9 +421,7 @@ impl Type {
             _ => None,
         }
     }
-}
 
-impl Type {
     /// The number or atomic type of a Rust name, as [`Display`](fmt::Display) writes it:
     /// `u64`, `f32`, `AtomicU32`. `None` for any other name.
     #[must_use]

@@ -16,34 +16,14 @@ use tests::structs::Counter;
 use tests::{Helper, KeyFile, WAIT};
 
 /// One test at a time, for the whole test (its checks of the process-wide counts after its
-/// runtime is gone included). Re-entrant on the test's thread: `run` takes it too.
-struct Serial(Option<MutexGuard<'static, ()>>);
-
-thread_local! {
-    static HOLDS_SERIAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-fn serial() -> Serial {
+/// runtime is gone included): every test takes it first.
+fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
-    if HOLDS_SERIAL.get() {
-        return Serial(None);
-    }
-    let guard = LOCK.lock().unwrap_or_else(PoisonError::into_inner);
-    HOLDS_SERIAL.set(true);
-    Serial(Some(guard))
+    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl Drop for Serial {
-    fn drop(&mut self) {
-        if self.0.is_some() {
-            HOLDS_SERIAL.set(false);
-        }
-    }
-}
-
-/// Runs `f` on a current-thread tokio runtime (with timers), one test at a time.
+/// Runs `f` on a current-thread tokio runtime (with timers). The caller holds [`serial`].
 fn run<F: Future>(f: F) -> F::Output {
-    let _one_at_a_time = serial();
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
