@@ -388,16 +388,21 @@ impl DynObject {
     /// [`InvalidValue`](ErrorKind::InvalidValue) naming the field; lock errors as
     /// [`Shared::lock`](crate::Shared::lock).
     pub fn write(&self, assignments: &[(String, Value)]) -> Result<u64> {
-        // Every assignment is checked on a throw-away buffer first: path, type and range
-        // errors do not depend on the current value, so no lock is taken for invalid input.
-        let mut trial = vec![0u8; self.region.len];
+        // Every assignment is resolved and checked first, on a throw-away buffer the size of
+        // its field: path, type and range errors do not depend on the current value, so no
+        // lock is taken for invalid input. (Encoded again under the lock, onto the current
+        // bytes: a struct value that names some fields keeps the others.)
+        let mut resolved = Vec::with_capacity(assignments.len());
+        let mut trial = Vec::new();
         for (path, v) in assignments {
             let (offset, ty) = resolve(&self.schema, path)?;
-            schema::encode_value(ty, v, path, &mut trial[offset..]).map_err(invalid)?;
+            trial.clear();
+            trial.resize(ty.size(), 0);
+            schema::encode_value(ty, v, path, &mut trial).map_err(invalid)?;
+            resolved.push((offset, ty));
         }
         self.write_with(|bytes| {
-            for (path, v) in assignments {
-                let (offset, ty) = resolve(&self.schema, path)?;
+            for ((path, v), &(offset, ty)) in assignments.iter().zip(&resolved) {
                 schema::encode_value(ty, v, path, &mut bytes[offset..]).map_err(invalid)?;
             }
             Ok(())
