@@ -187,3 +187,75 @@ fn a_mirror_write_records_its_origin_and_inspect_shows_it() {
     drop((o, typed));
     assert!(kf.is_clean(b'e'));
 }
+
+/// A point, for a struct-typed field.
+#[repr(C)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    smobject::__private::zerocopy::FromBytes,
+    smobject::__private::zerocopy::IntoBytes,
+    smobject::Describe,
+)]
+#[zerocopy(crate = "smobject::__private::zerocopy")]
+pub struct Vec3 {
+    /// x.
+    pub x: f64,
+    /// y.
+    pub y: f64,
+    /// z.
+    pub z: f64,
+}
+
+/// An object with struct-typed fields.
+#[smobject::shared_memory(path = "/tmp", id = 'n')]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Route {
+    /// Where it is.
+    pub at: Vec3,
+    /// Where it goes.
+    pub waypoints: [Vec3; 2],
+}
+
+#[test]
+fn a_struct_value_naming_some_fields_keeps_the_others_and_a_bad_one_writes_nothing() {
+    let kf = KeyFile::new("dyn-nested");
+    kf.key(b'e');
+    let p = |x, y, z| Vec3 { x, y, z };
+    let start = Route {
+        at: p(1.0, 2.0, 3.0),
+        waypoints: [p(4.0, 5.0, 6.0), p(7.0, 8.0, 9.0)],
+    };
+    let typed = Shared::<Route>::create_with_at(kf.path(), b'e', start).unwrap();
+    let o = DynObject::access_at(kf.path(), b'e').unwrap();
+    let v0 = o.version();
+    o.set(&["at={y: -2.5}", "waypoints[1]={z: 0.25, x: 70}"])
+        .unwrap();
+    assert_eq!(
+        typed.read(),
+        Route {
+            at: p(1.0, -2.5, 3.0),
+            waypoints: [p(4.0, 5.0, 6.0), p(70.0, 8.0, 0.25)],
+        },
+        "only the fields named changed"
+    );
+    for (bad, names) in [
+        (&["at={x: 0}", "at={w: 1}"][..], "no field `w`"),
+        (
+            &["at={x: 0}", "waypoints[0]={y: [1, 2]}"][..],
+            "waypoints[0].y",
+        ),
+        (&["at={x: 0}", "waypoints[2]={x: 1}"][..], "waypoints[2]"),
+    ] {
+        let e = o.set(bad).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidValue, "{bad:?}: {e}");
+        assert!(e.to_string().contains(names), "{bad:?} names {names}: {e}");
+    }
+    assert_eq!(o.version(), v0 + 1, "no bad set was written");
+    assert_eq!(typed.read().at, p(1.0, -2.5, 3.0));
+    drop((o, typed));
+    assert!(kf.is_clean(b'e'));
+}
