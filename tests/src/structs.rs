@@ -14,6 +14,29 @@ pub struct Words {
     pub words: [u64; 32],
 }
 
+/// A position: a struct-typed field for the structs that nest one (the Python peer's `Robot`,
+/// the `DynObject` tests' `Route`).
+#[repr(C)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    smobject::__private::zerocopy::FromBytes,
+    smobject::__private::zerocopy::IntoBytes,
+    smobject::Describe,
+)]
+#[zerocopy(crate = "smobject::__private::zerocopy")]
+pub struct Vec3 {
+    /// x
+    pub x: f64,
+    /// y
+    pub y: f64,
+    /// z
+    pub z: f64,
+}
+
 /// 1 MiB, for the reader-progress case.
 #[shared_memory(path = "/tmp", id = 'B')]
 #[repr(C)]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use smobject::schema::Value;
 use smobject::{DynObject, ErrorKind, Shared, SharedStruct};
 use tests::structs::evo::v2;
+use tests::structs::Vec3;
 use tests::{Helper, KeyFile};
 
 fn sensor() -> v2::Sensor {
@@ -186,27 +187,6 @@ fn a_mirror_write_records_its_origin_and_inspect_shows_it() {
     );
     drop((o, typed));
     assert!(kf.is_clean(b'e'));
-}
-
-/// A point, for a struct-typed field.
-#[repr(C)]
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    smobject::__private::zerocopy::FromBytes,
-    smobject::__private::zerocopy::IntoBytes,
-    smobject::Describe,
-)]
-#[zerocopy(crate = "smobject::__private::zerocopy")]
-pub struct Vec3 {
-    /// x.
-    pub x: f64,
-    /// y.
-    pub y: f64,
-    /// z.
-    pub z: f64,
 }
 
 /// An object with struct-typed fields.

@@ -27,29 +27,7 @@ use std::time::{Duration, Instant};
 
 use smobject::__private::zerocopy;
 use smobject::{shared_memory, Shared, SharedStruct};
-use tests::structs::{evo, Telemetry};
-
-/// A position.
-#[repr(C)]
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    zerocopy::FromBytes,
-    zerocopy::IntoBytes,
-    smobject::Describe,
-)]
-#[zerocopy(crate = "smobject::__private::zerocopy")]
-pub struct Vec3 {
-    /// x
-    pub x: f64,
-    /// y
-    pub y: f64,
-    /// z
-    pub z: f64,
-}
+use tests::structs::{evo, Telemetry, Vec3};
 
 /// A position and a quaternion.
 #[repr(C)]
