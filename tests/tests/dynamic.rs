@@ -235,6 +235,30 @@ fn a_struct_value_naming_some_fields_keeps_the_others_and_a_bad_one_writes_nothi
         assert!(e.to_string().contains(names), "{bad:?} names {names}: {e}");
     }
     assert_eq!(o.version(), v0 + 1, "no bad set was written");
+    // The same through `write` with values built in code, which no text parser checked: the
+    // check before the lock (on a buffer the size of each field) refuses them.
+    let good = (
+        "at".to_string(),
+        Value::Struct(vec![("x".into(), Value::Float(0.0))]),
+    );
+    for (bad, names) in [
+        (
+            Value::Struct(vec![("w".into(), Value::Float(1.0))]),
+            "no field `w`",
+        ),
+        (
+            Value::Struct(vec![("y".into(), Value::Array(vec![Value::Float(1.0)]))]),
+            "waypoints[0].y",
+        ),
+        (Value::Float(1.0), "waypoints[0]"),
+    ] {
+        let e = o
+            .write(&[good.clone(), ("waypoints[0]".into(), bad.clone())])
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidValue, "{bad:?}: {e}");
+        assert!(e.to_string().contains(names), "{bad:?} names {names}: {e}");
+    }
+    assert_eq!(o.version(), v0 + 1, "no bad write was written");
     assert_eq!(typed.read().at, p(1.0, -2.5, 3.0));
     drop((o, typed));
     assert!(kf.is_clean(b'e'));
