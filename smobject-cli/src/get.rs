@@ -37,15 +37,15 @@ pub(crate) fn run(
         }
         return Ok(());
     }
-    let mut picked: Vec<(&str, Value)> = Vec::with_capacity(fields.len());
+    let mut picked: Vec<(String, Value)> = Vec::with_capacity(fields.len());
     for f in fields {
         if picked.iter().any(|(p, _)| p == f) {
             continue; // a path given twice is printed once (and is one JSON key)
         }
-        picked.push((f, snap.get(f)?));
+        picked.push((f.clone(), snap.get(f)?));
     }
     if json {
-        writeln!(out, "{}", json_object(&picked))?;
+        writeln!(out, "{}", json_object(picked))?;
     } else {
         for (path, v) in &picked {
             writeln!(out, "{path} = {v}")?;
@@ -55,15 +55,9 @@ pub(crate) fn run(
 }
 
 /// `{"pos[1]": 2.5, "seq": 7}`: the paths asked for as the keys of one JSON object (written by
-/// [`Value::to_json`], as a struct with those fields).
-fn json_object(entries: &[(&str, Value)]) -> String {
-    Value::Struct(
-        entries
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect(),
-    )
-    .to_json()
+/// [`Value::to_json`], as a struct with those fields). Takes the values: nothing is copied.
+fn json_object(entries: Vec<(String, Value)>) -> String {
+    Value::Struct(entries).to_json()
 }
 
 /// The lines of `value` at `path`: a struct's fields become `path.field`, an array holding
@@ -147,10 +141,13 @@ mod tests {
 
     #[test]
     fn selected_fields_are_one_json_object() {
-        let s = json_object(&[
-            ("pos[1]", Value::Float(2.5)),
-            ("a", Value::Struct(vec![("b".into(), Value::Unsigned(1))])),
-            ("say \"hi\"", Value::Float(f64::NAN)),
+        let s = json_object(vec![
+            ("pos[1]".into(), Value::Float(2.5)),
+            (
+                "a".into(),
+                Value::Struct(vec![("b".into(), Value::Unsigned(1))]),
+            ),
+            ("say \"hi\"".into(), Value::Float(f64::NAN)),
         ]);
         assert_eq!(s, r#"{"pos[1]": 2.5, "a": {"b": 1}, "say \"hi\"": null}"#);
     }
