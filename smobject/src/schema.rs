@@ -870,7 +870,8 @@ pub enum Value {
 
 impl fmt::Display for Value {
     /// `7`, `-3`, `1.5`, `[1.0, 2.0, 3.0]`, `{x: 1.0, y: 2.0}`. Floats always show a decimal
-    /// point or exponent, and round-trip exactly.
+    /// point or exponent, and round-trip exactly, except that every NaN prints as `NaN`
+    /// (without its sign or payload bits).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Value::Unsigned(v) => write!(f, "{v}"),
@@ -1627,5 +1628,138 @@ mod tests {
             }
         }
         assert!(refused > 50_000);
+    }
+
+    /// Tokens of the value and path fuzz: delimiters, numbers at the edges of ranges, float
+    /// spellings, field names, non-ASCII.
+    const FUZZ_TOKENS: &[&str] = &[
+        "[",
+        "]",
+        "{",
+        "}",
+        ",",
+        ":",
+        "=",
+        " ",
+        "\t",
+        "0",
+        "1",
+        "7",
+        "-",
+        "+",
+        "0x",
+        "0b",
+        "ff",
+        "_",
+        "e",
+        "E",
+        ".",
+        "5",
+        "nan",
+        "NaN",
+        "inf",
+        "-inf",
+        "1e309",
+        "1e-50",
+        "x",
+        "y",
+        "z",
+        "q",
+        "seq",
+        "pos",
+        "v",
+        "[1]",
+        "[9]",
+        ".x",
+        "é",
+        "∞",
+        "\u{0}",
+        "4294967296",
+        "340282366920938463463374607431768211456",
+        "-2147483649",
+        "2147483647",
+    ];
+
+    /// Text for the fuzz: one time in four a good value of `ty` (random bytes, printed) with a
+    /// token or two inserted; otherwise a soup of tokens.
+    fn fuzz_text(ty: &Type, good: bool, next: &mut impl FnMut() -> u64) -> String {
+        let pick = |next: &mut dyn FnMut() -> u64| {
+            FUZZ_TOKENS[usize::try_from(next()).unwrap() % FUZZ_TOKENS.len()]
+        };
+        let mut text = String::new();
+        if good {
+            let bytes: Vec<u8> = (0..ty.size()).map(|_| next().to_le_bytes()[0]).collect();
+            text = decode_value(ty, &bytes).to_string();
+            for _ in 0..(next() % 3) {
+                let mut at = usize::try_from(next()).unwrap() % (text.len() + 1);
+                while !text.is_char_boundary(at) {
+                    at -= 1;
+                }
+                text.insert_str(at, pick(next));
+            }
+        } else {
+            for _ in 0..(next() % 12) {
+                text.push_str(pick(next));
+            }
+        }
+        text
+    }
+
+    /// Random text given as values and paths never panics. Every refusal names the field (or
+    /// path) it was about, and every value accepted round-trips: its printed form parses back
+    /// to the same value, so what `get` prints, `set` accepts.
+    #[test]
+    fn value_text_and_path_fuzz() {
+        let schema = T.to_schema();
+        let whole = Type::Struct(Box::new(schema.clone()));
+        let mut targets: Vec<(&str, &Type)> = ["seq", "pos", "pos[2]", "v", "v.z", "n", "m"]
+            .iter()
+            .map(|p| (*p, schema.resolve(p).unwrap().1))
+            .collect();
+        targets.push(("t", &whole));
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let bytes_of = |ty: &Type, v: &Value| {
+            let mut b = vec![0u8; ty.size()];
+            encode_value(ty, v, "v", &mut b).map(|()| b)
+        };
+        let (mut accepted, mut refused, mut resolved) = (0, 0, 0);
+        for i in 0..60_000u32 {
+            let (what, ty) = targets[usize::try_from(next()).unwrap() % targets.len()];
+            let text = fuzz_text(ty, i % 4 == 0, &mut next);
+            match parse_value(ty, &text, what) {
+                Ok(v) => {
+                    accepted += 1;
+                    let b = bytes_of(ty, &v).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+                    let again = parse_value(ty, &v.to_string(), what)
+                        .unwrap_or_else(|e| panic!("{text:?} printed as {v}: {e}"));
+                    // Compared as printed: a NaN's sign and payload are not printed.
+                    let shown = |b: &[u8]| decode_value(ty, b).to_string();
+                    let b2 = bytes_of(ty, &again).unwrap();
+                    assert_eq!(shown(&b2), shown(&b), "{text:?} printed as {v}");
+                }
+                Err(e) => {
+                    refused += 1;
+                    assert!(e.contains(&format!("`{what}")), "{text:?}: {e}");
+                }
+            }
+            // The same text as a path: what resolves lies inside the struct.
+            match schema.resolve(&text) {
+                Ok((off, t)) => {
+                    resolved += 1;
+                    assert!(off + t.size() <= schema.size, "{text:?}");
+                }
+                Err(e) => assert!(!e.is_empty()),
+            }
+        }
+        assert!(
+            accepted > 5_000 && refused > 30_000 && resolved > 100,
+            "{accepted} accepted, {refused} refused, {resolved} resolved"
+        );
     }
 }
