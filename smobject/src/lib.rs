@@ -79,6 +79,18 @@ mod sys;
 #[path = "private.rs"]
 pub mod __private;
 
+/// The unit tests' fuzz inputs: a xorshift64 generator, seeded so that every run draws the
+/// same sequence (a failure reproduces).
+#[cfg(test)]
+pub(crate) fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
 #[cfg(feature = "async")]
 pub use crate::asyncwait::{async_stats, AsyncStats, Updates};
 pub use crate::c_header::c_header;

@@ -1118,13 +1118,7 @@ mod tests {
         let layout = Layout::untyped(64);
         let (d, c) = (found(64), found(header::schema_offset(64) + 40));
         assert!(validate(&key, &valid_ident(64), &d, &c, &layout, (0, 0)).is_ok());
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::xorshift(0x9e37_79b9_7f4a_7c15);
         let mut accepted = 0;
         for i in 0..200_000u32 {
             let mut bytes = valid_ident(64).to_bytes();

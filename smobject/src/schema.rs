@@ -1597,13 +1597,7 @@ mod tests {
     #[test]
     fn decoding_fuzz() {
         let good = T.to_schema().encode().unwrap();
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::xorshift(0x2545_f491_4f6c_dd1d);
         let mut refused = 0;
         for i in 0..100_000u32 {
             let mut b = good.clone();
@@ -1683,9 +1677,7 @@ mod tests {
     /// Text for the fuzz: one time in four a good value of `ty` (random bytes, printed) with a
     /// token or two inserted; otherwise a soup of tokens.
     fn fuzz_text(ty: &Type, good: bool, next: &mut impl FnMut() -> u64) -> String {
-        let pick = |next: &mut dyn FnMut() -> u64| {
-            FUZZ_TOKENS[usize::try_from(next()).unwrap() % FUZZ_TOKENS.len()]
-        };
+        let pick = |n: u64| FUZZ_TOKENS[usize::try_from(n).unwrap() % FUZZ_TOKENS.len()];
         let mut text = String::new();
         if good {
             let bytes: Vec<u8> = (0..ty.size()).map(|_| next().to_le_bytes()[0]).collect();
@@ -1695,11 +1687,11 @@ mod tests {
                 while !text.is_char_boundary(at) {
                     at -= 1;
                 }
-                text.insert_str(at, pick(next));
+                text.insert_str(at, pick(next()));
             }
         } else {
             for _ in 0..(next() % 12) {
-                text.push_str(pick(next));
+                text.push_str(pick(next()));
             }
         }
         text
@@ -1717,13 +1709,7 @@ mod tests {
             .map(|p| (*p, schema.resolve(p).unwrap().1))
             .collect();
         targets.push(("t", &whole));
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::xorshift(0x9e37_79b9_7f4a_7c15);
         let bytes_of = |ty: &Type, v: &Value| {
             let mut b = vec![0u8; ty.size()];
             encode_value(ty, v, "v", &mut b).map(|()| b)
