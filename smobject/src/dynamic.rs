@@ -19,19 +19,24 @@ use crate::sync::Region;
 /// ```
 /// # #[smobject::shared_memory(path = "/tmp/smobject-doc-dyn", id = 'd')]
 /// # #[repr(C)]
-/// # pub struct Telemetry { pub seq: u64, pub pos: [f64; 3] }
+/// # pub struct Telemetry { pub seq: u64, pub pos: [f64; 3], pub status: u32, pub _pad: u32 }
 /// # std::fs::write("/tmp/smobject-doc-dyn", b"")?;
 /// # let producer = Telemetry::create()?;
 /// use smobject::schema::Value;
 ///
+/// // Another process runs `Telemetry::create()`; this one has no Rust type for it.
 /// let o = smobject::DynObject::access_at("/tmp/smobject-doc-dyn", b'd')?;
 /// assert_eq!(o.schema().name, "Telemetry");
 /// // One locked write of two fields, parsed by their types: one new version.
 /// let v = o.set(&["seq=7", "pos[1]=2.5"])?;
-/// let snap = o.read();
+/// let snap = o.read();                          // a consistent snapshot
 /// assert_eq!(snap.version(), v);
 /// assert_eq!(snap.get("seq")?, Value::Unsigned(7));
 /// assert_eq!(snap.get("pos")?.to_string(), "[0.0, 2.5, 0.0]");
+/// assert_eq!(
+///     snap.value().to_json(),
+///     r#"{"seq": 7, "pos": [0.0, 2.5, 0.0], "status": 0, "_pad": 0}"#
+/// );
 /// // An unknown field or a value out of range writes nothing.
 /// assert!(o.set(&["seq=8", "nope=1"]).is_err());
 /// assert_eq!(o.version(), v);
