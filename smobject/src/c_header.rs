@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::__private::CField;
-use crate::header::{FORMAT_VERSION, HEADER_SIZE, SYNC_OFFSET};
+use crate::header::{FORMAT_VERSION, HEADER_SIZE, MAGIC, SYNC_OFFSET};
 
 /// Offsets of the seqlock words in the counter segment (docs/FORMAT.md).
 const SEQ: usize = SYNC_OFFSET;
@@ -341,17 +341,21 @@ fn render(s: &Spec<'_>) -> String {
     ));
     line("{");
     line("    const unsigned char *h = (const unsigned char *)counter_base;");
-    line("    uint32_t state = __atomic_load_n((const uint32_t *)(h + 4), __ATOMIC_ACQUIRE);");
     line("    uint32_t version, header_size, size, nfields, my_size, my_nfields;");
-    line("    uint64_t data_size, fingerprint, schema_len;");
+    line("    uint64_t magic, data_size, fingerprint, schema_len;");
     line("    const unsigned char *schema;");
+    line("    /* Acquire, and first: the creator writes the rest of the header before it");
+    line("     * stores 2, and never again, so the plain reads below race with nothing. */");
+    line("    if (__atomic_load_n((const uint32_t *)(h + 4), __ATOMIC_ACQUIRE) != 2)");
+    line("        return -1;");
+    line("    memcpy(&magic, h + 8, sizeof magic);");
     line("    memcpy(&version, h + 16, sizeof version);");
     line("    memcpy(&header_size, h + 20, sizeof header_size);");
     line("    memcpy(&data_size, h + 24, sizeof data_size);");
     line("    memcpy(&fingerprint, h + 32, sizeof fingerprint);");
     line("    memcpy(&schema_len, h + 176, sizeof schema_len);");
     line(&format!(
-        "    if (state != 2 || memcmp(h + 8, \"SMOBJECT\", 8) != 0 || version != {FORMAT_VERSION}\n        \
+        "    if (magic != {MAGIC:#018x}ULL || version != {FORMAT_VERSION}\n        \
          || header_size != {HEADER_SIZE} || data_size < sizeof(struct {name}))"
     ));
     line("        return -1;");
@@ -409,19 +413,27 @@ fn render(s: &Spec<'_>) -> String {
     line("        d[i] = __atomic_load_n(s + i, __ATOMIC_RELAXED);");
     line("}");
     line("");
-    line("/* The first n bytes of an object of len bytes (n <= len), in the object's granules: a");
-    line(" * prefix that ends inside an 8-byte word of the object loads that whole word. */");
+    line("/* The first n bytes of an object of len bytes (n <= len), in the object's granules (a");
+    line(" * struct of an older build reads a prefix of a newer one's object): a prefix that ends");
+    line(" * inside a granule loads that whole granule, sized by len, never by n, so that no load");
+    line(" * overlaps a writer's store of another size. */");
     line(
         "static inline void smobject_load_prefix(void *dst, const void *src, size_t n, size_t len)",
     );
     line("{");
     line("    size_t words = n & ~(size_t)7;");
     line("    smobject_load_granules(dst, src, words);");
-    line("    if (n > words && len >= words + 8) {");
-    line("        uint64_t v = __atomic_load_n((const uint64_t *)((const unsigned char *)src + words), __ATOMIC_RELAXED);");
-    line("        memcpy((unsigned char *)dst + words, &v, n - words);");
-    line("    } else if (n > words) {");
-    line("        smobject_load_granules((unsigned char *)dst + words, (const unsigned char *)src + words, n - words);");
+    line("    if (n > words) {");
+    line("        unsigned char tail[8];");
+    line("        const unsigned char *s = (const unsigned char *)src + words;");
+    line("        if (len >= words + 8) {");
+    line("            uint64_t v = __atomic_load_n((const uint64_t *)s, __ATOMIC_RELAXED);");
+    line("            memcpy(tail, &v, 8);");
+    line("        } else {");
+    line("            /* the object's last len % 8 bytes, which hold bytes words .. n */");
+    line("            smobject_load_granules(tail, s, len - words);");
+    line("        }");
+    line("        memcpy((unsigned char *)dst + words, tail, n - words);");
     line("    }");
     line("}");
     line("#endif");

@@ -37,21 +37,7 @@ impl CProgram {
             smobject::c_header::<Telemetry>(),
         )
         .unwrap();
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("c/legacy_reader.c");
-        let out = Command::new("gcc")
-            .args(["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-I"])
-            .arg(&program.dir)
-            .arg(&src)
-            .arg("-o")
-            .arg(program.exe())
-            .output()
-            .expect("running gcc");
-        assert!(
-            out.status.success(),
-            "gcc failed on {} with the generated header:\n{}",
-            src.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        compile_c(&program.dir, "legacy_reader.c", &program.exe());
         program
     }
 
@@ -68,6 +54,41 @@ impl Drop for CProgram {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Compiles `tests/c/<source>` into `exe` with `-I dir` (where the generated header is).
+fn compile_c(dir: &Path, source: &str, exe: &Path) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("c").join(source);
+    let out = Command::new("gcc")
+        .args(["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-I"])
+        .arg(dir)
+        .arg(&src)
+        .arg("-o")
+        .arg(exe)
+        .output()
+        .expect("running gcc");
+    assert!(
+        out.status.success(),
+        "gcc failed on {} with the generated header:\n{}",
+        src.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The header's prefix copy (a C program built with an older struct reads the first bytes of a
+/// newer build's object) loads in the *object's* granules, as the Rust reader does, so its
+/// loads never overlap a writer's stores of another size: `tests/c/granules.c` records every
+/// load for each object length below 40 and each prefix, and checks it against the rule.
+#[test]
+fn the_c_headers_prefix_copy_loads_only_the_objects_granules() {
+    let c = CProgram::build("granules");
+    let exe = c.dir.join("granules");
+    compile_c(&c.dir, "granules.c", &exe);
+    let run = Command::new(&exe).output().unwrap();
+    let out = String::from_utf8_lossy(&run.stdout);
+    // 40 lengths, len + 1 prefixes each.
+    assert_eq!(out.trim(), "ok 820", "{run:?}");
+    assert!(run.status.success());
 }
 
 #[test]
@@ -223,21 +244,8 @@ fn prefix_reader(header: &str, kf: &KeyFile) -> String {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("sensor.h"), header).unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("c/prefix_reader.c");
     let exe = dir.join("prefix_reader");
-    let out = Command::new("gcc")
-        .args(["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-I"])
-        .arg(&dir)
-        .arg(&src)
-        .arg("-o")
-        .arg(&exe)
-        .output()
-        .expect("running gcc");
-    assert!(
-        out.status.success(),
-        "gcc: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    compile_c(&dir, "prefix_reader.c", &exe);
     let run = Command::new(&exe).arg(kf.path()).output().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(run.status.success(), "{run:?}");
