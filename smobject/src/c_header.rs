@@ -424,15 +424,11 @@ fn render(s: &Spec<'_>) -> String {
     line("    size_t words = n & ~(size_t)7;");
     line("    smobject_load_granules(dst, src, words);");
     line("    if (n > words) {");
+    line(
+        "        /* bytes words .. n: the object's next 8-byte word, or its last len % 8 bytes */",
+    );
     line("        unsigned char tail[8];");
-    line("        const unsigned char *s = (const unsigned char *)src + words;");
-    line("        if (len >= words + 8) {");
-    line("            uint64_t v = __atomic_load_n((const uint64_t *)s, __ATOMIC_RELAXED);");
-    line("            memcpy(tail, &v, 8);");
-    line("        } else {");
-    line("            /* the object's last len % 8 bytes, which hold bytes words .. n */");
-    line("            smobject_load_granules(tail, s, len - words);");
-    line("        }");
+    line("        smobject_load_granules(tail, (const unsigned char *)src + words, len - words < 8 ? len - words : 8);");
     line("        memcpy((unsigned char *)dst + words, tail, n - words);");
     line("    }");
     line("}");

@@ -22,6 +22,13 @@ impl CProgram {
     /// Writes `telemetry.h` from `smobject::c_header::<Telemetry>()` and compiles
     /// `tests/c/legacy_reader.c` against it.
     fn build(name: &str) -> CProgram {
+        let program = CProgram::with_header(name);
+        compile_c(&program.dir, "legacy_reader.c", &program.exe());
+        program
+    }
+
+    /// A temp dir holding only `telemetry.h` (for a test that compiles its own program).
+    fn with_header(name: &str) -> CProgram {
         let which = Command::new("which").arg("gcc").output();
         let found = which.as_ref().is_ok_and(|o| o.status.success());
         assert!(
@@ -37,7 +44,6 @@ impl CProgram {
             smobject::c_header::<Telemetry>(),
         )
         .unwrap();
-        compile_c(&program.dir, "legacy_reader.c", &program.exe());
         program
     }
 
@@ -81,7 +87,7 @@ fn compile_c(dir: &Path, source: &str, exe: &Path) {
 /// load for each object length below 40 and each prefix, and checks it against the rule.
 #[test]
 fn the_c_headers_prefix_copy_loads_only_the_objects_granules() {
-    let c = CProgram::build("granules");
+    let c = CProgram::with_header("granules");
     let exe = c.dir.join("granules");
     compile_c(&c.dir, "granules.c", &exe);
     let run = Command::new(&exe).output().unwrap();
