@@ -14,7 +14,7 @@
  *   spin -a wait.pml && cc -O2 -DSAFETY -o pan pan.c && ./pan -m100000     -> errors: 0
  * Each seeded bug (`spin -DBUG_LOAD_FIRST`, `-DBUG_CLEAR_CURRENT`, `-DBUG_PLAIN_CLEAR`,
  * `-DBUG_NO_REGISTER`: a step of the protocol reordered, loosened or left out) makes it report
- * an invalid end state: a waiter asleep for good. Not run by CI (it needs spin).
+ * an invalid end state: a waiter asleep for good. tests/tests/model.rs runs all of this in CI.
  */
 
 #ifndef WRITERS
