@@ -589,17 +589,34 @@ impl Drop for Changed<'_> {
 /// returned (at first, the version when `updates()` was called). Versions written in between
 /// are skipped: an object holds a state, not a queue, and the value read after `next()` is at
 /// least that version's.
+///
+/// With the cargo feature `stream`, `Updates` is also a `futures_core::Stream` of
+/// `Result<u64>` (and a `FusedStream`): each item is what `next()` would return. The stream
+/// never ends on its own; after an error it yields that error and then ends (an error here is
+/// lasting: the helper thread could not start, or the process was forked).
 pub struct Updates<'a> {
     sync: &'a SyncWords,
     key: &'a Key,
     seen: u64,
+    /// The wait that [`poll_update`](Self::poll_update) has in progress, kept between polls.
+    polling: Option<Changed<'a>>,
+    /// The `Stream` yielded an error and has ended.
+    #[cfg(feature = "stream")]
+    ended: bool,
 }
 
 impl<'a> Updates<'a> {
     pub(crate) fn new(sync: &'a SyncWords, key: &'a Key) -> Updates<'a> {
         // Acquire: pairs with the publish's store of `seq`, as `version()`.
         let seen = sync.seq.load(Ordering::Acquire) / 2;
-        Updates { sync, key, seen }
+        Updates {
+            sync,
+            key,
+            seen,
+            polling: None,
+            #[cfg(feature = "stream")]
+            ended: false,
+        }
     }
 
     /// The last version returned (or the version when the stream was made).
@@ -616,10 +633,62 @@ impl<'a> Updates<'a> {
     // The name streams use (`StreamExt::next`); an `Iterator` it cannot be: it is async.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> impl Future<Output = Result<u64>> + Send + Unpin + '_ {
+        // A wait left by `poll_update` waits for the same thing: this future replaces it.
+        self.polling = None;
         Next {
             inner: Changed::new(self.sync, self.key, self.seen),
             seen: &mut self.seen,
         }
+    }
+
+    /// `next()` for code that polls by hand (a `Stream` of its own, a hand-written future):
+    /// `Ready` with the first version greater than [`seen`](Self::seen), which it records,
+    /// or `Pending` after arranging for `cx`'s waker to be woken. The wait in progress is kept
+    /// in `self` between calls, and dropping `self` cancels it, as dropping a `next()` future
+    /// does.
+    ///
+    /// # Errors
+    /// As [`Shared::changed`](crate::Shared::changed).
+    pub fn poll_update(&mut self, cx: &mut Context<'_>) -> Poll<Result<u64>> {
+        let (sync, key, seen) = (self.sync, self.key, self.seen);
+        let wait = self
+            .polling
+            .get_or_insert_with(|| Changed::new(sync, key, seen));
+        let r = Pin::new(wait).poll(cx);
+        if r.is_ready() {
+            // Done: the completed wait has disarmed itself.
+            self.polling = None;
+        }
+        if let Poll::Ready(Ok(v)) = r {
+            self.seen = v;
+        }
+        r
+    }
+}
+
+#[cfg(feature = "stream")]
+impl futures_core::Stream for Updates<'_> {
+    type Item = Result<u64>;
+
+    /// [`Updates::poll_update`] as a stream: never ends on its own; ends after yielding an
+    /// error.
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<u64>>> {
+        let this = self.get_mut();
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        let r = this.poll_update(cx);
+        if let Poll::Ready(Err(_)) = r {
+            this.ended = true;
+        }
+        r.map(Some)
+    }
+}
+
+#[cfg(feature = "stream")]
+impl futures_core::FusedStream for Updates<'_> {
+    fn is_terminated(&self) -> bool {
+        self.ended
     }
 }
 
@@ -628,6 +697,7 @@ impl std::fmt::Debug for Updates<'_> {
         f.debug_struct("Updates")
             .field("key", self.key)
             .field("seen", &self.seen)
+            .field("waiting", &self.polling.is_some())
             .finish_non_exhaustive()
     }
 }

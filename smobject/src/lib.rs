@@ -48,6 +48,13 @@
 //! - **What you guarantee**: the key file exists and is not re-created while objects live;
 //!   every process uses the same struct definition (checked by fingerprint).
 //!
+//! # Cargo features
+//! - `async`: `Shared::changed(seen).await`, `DynObject::changed` and `updates()`, futures any
+//!   executor can poll (std's `Future` and `Waker` only; no dependency).
+//! - `stream`: `async`, and `Updates` as a `futures_core::Stream` (and `FusedStream`), for
+//!   stream combinators and tokio-stream's `StreamMap`; adds `futures-core`.
+//! - `fault-injection`: for this crate's own reliability tests only.
+//!
 //! # Platform
 //! Linux is tested. The SysV calls are POSIX; futex waits fall back to polling elsewhere.
 //!

@@ -511,6 +511,81 @@ fn dyn_object_changed_and_updates() {
     assert!(kf.is_clean(b'd'));
 }
 
+/// `Updates` as a `futures_core::Stream` (feature `stream`), polled through the trait: each
+/// item is the next version written by another process; a wait pending between polls is kept
+/// (and counted once), replaced by a `next()`, and cancelled by dropping the stream.
+#[test]
+fn updates_is_a_stream_whose_pending_wait_is_kept_replaced_and_cancelled() {
+    use futures_core::{FusedStream, Stream};
+    use std::pin::Pin;
+    /// The next item, through the trait alone (as `StreamExt::next` polls it).
+    fn stream_next<S: Stream + Unpin>(s: &mut S) -> impl Future<Output = Option<S::Item>> + '_ {
+        std::future::poll_fn(move |cx| Pin::new(&mut *s).poll_next(cx))
+    }
+    let _one_at_a_time = serial();
+    let kf = KeyFile::new("async-stream");
+    kf.key(b's');
+    let o = Shared::<Counter>::create_at(kf.path(), b's').unwrap();
+    run(async {
+        let mut u = o.updates();
+        let mut w = child(&["write", &kf.arg(), "s", "4"]);
+        let v = tokio::time::timeout(WAIT, stream_next(&mut u))
+            .await
+            .unwrap();
+        assert!(matches!(v, Some(Ok(1))), "{v:?}");
+        assert!(w.wait().success());
+        // Pending when the time-out drops the poll: the stream keeps its wait, registered once.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), stream_next(&mut u))
+                .await
+                .is_err()
+        );
+        assert_eq!(async_stats().waiting, 1);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), stream_next(&mut u))
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            async_stats().waiting,
+            1,
+            "a second poll registers no second wait"
+        );
+        let mut w = child(&["write", &kf.arg(), "s", "5"]);
+        let v = tokio::time::timeout(WAIT, stream_next(&mut u))
+            .await
+            .unwrap();
+        assert!(matches!(v, Some(Ok(2))), "{v:?}");
+        assert!(w.wait().success());
+        assert_eq!(async_stats().waiting, 0);
+        assert!(!u.is_terminated());
+        assert_eq!(u.seen(), 2);
+        // `next()` replaces a kept wait: when it times out, nothing is left waiting.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), stream_next(&mut u))
+                .await
+                .is_err()
+        );
+        assert_eq!(async_stats().waiting, 1);
+        assert!(tokio::time::timeout(Duration::from_millis(10), u.next())
+            .await
+            .is_err());
+        assert_eq!(async_stats().waiting, 0);
+        // Dropping the stream cancels its kept wait.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), stream_next(&mut u))
+                .await
+                .is_err()
+        );
+        assert_eq!(async_stats().waiting, 1);
+        drop(u);
+        assert_eq!(async_stats().waiting, 0);
+        assert_eq!(async_stats().watched, 0);
+    });
+    drop(o);
+    assert!(kf.is_clean(b's'));
+}
+
 #[test]
 fn the_futures_are_send_and_unpin() {
     fn check<F: Future + Send + Unpin>(_: &F) {}
@@ -521,6 +596,7 @@ fn the_futures_are_send_and_unpin() {
     check(&o.changed(0));
     let mut u = o.updates();
     check(&u.next());
+    drop(u);
     drop(o);
     assert!(kf.is_clean(b'x'));
 }
