@@ -54,6 +54,10 @@
 //! publish, and `poll` sees the new version. (The kernel compares 32 bits: as for the blocking
 //! wait, only 2^31 publishes between two calls could hide a change.)
 //!
+//! A spin model of this path (futures, reactor, helper, cancellation, the writers' wake),
+//! `docs/model/async.pml`, explores every interleaving of two futures, one of which may be
+//! dropped, and two publishes; CI verifies it and that it finds each of its seeded bugs.
+//!
 //! # Soundness
 //! The helpers never read or write an object's memory: they hand word addresses to the kernel,
 //! which reads each word once when a call starts (with fault handling) and never writes it.
@@ -253,7 +257,16 @@ impl Reactor {
                 None => slot.waiters.push((token, waker.clone())),
             }
         } else {
-            let helper = self.helper_with_room(&mut st)?;
+            let helper = match self.helper_with_room(&mut st) {
+                Ok(helper) => helper,
+                Err(e) => {
+                    // No helper could start: still tell the old slot's helper that it lost it.
+                    drop(st);
+                    let [left, _] = kicks;
+                    left.run();
+                    return Err(e);
+                }
+            };
             let id = st.next_slot_id;
             st.next_slot_id += 1;
             st.slots.insert(
