@@ -586,6 +586,88 @@ fn updates_is_a_stream_whose_pending_wait_is_kept_replaced_and_cancelled() {
     assert!(kf.is_clean(b's'));
 }
 
+/// A child forked after this process used async waits (whose helper threads the child does not
+/// have) gets a clear error from `changed()`, and `Updates` as a stream yields that error once
+/// and then ends, so a loop over it that skips errors cannot spin.
+#[test]
+fn after_a_fork_the_child_gets_an_error_and_the_stream_ends() {
+    use futures_core::{FusedStream, Stream};
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+
+    /// The child's checks: 0 when all hold, else the number of the first that failed.
+    fn in_child(o: &Shared<Counter>) -> i32 {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut wait = o.changed(1);
+        let Poll::Ready(Err(e)) = Pin::new(&mut wait).poll(&mut cx) else {
+            return 1;
+        };
+        if e.kind() != smobject::ErrorKind::Os || !e.to_string().contains("forked") {
+            return 2;
+        }
+        let mut u = o.updates();
+        if !matches!(
+            Pin::new(&mut u).poll_next(&mut cx),
+            Poll::Ready(Some(Err(_)))
+        ) {
+            return 3;
+        }
+        if !u.is_terminated() || !matches!(Pin::new(&mut u).poll_next(&mut cx), Poll::Ready(None)) {
+            return 4;
+        }
+        0
+    }
+
+    let _one_at_a_time = serial();
+    let kf = KeyFile::new("async-fork");
+    kf.key(b'f');
+    let o = Shared::<Counter>::create_at(kf.path(), b'f').unwrap();
+    // This process uses async waits: a wait that times out starts the helper.
+    run(async {
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), o.changed(0))
+                .await
+                .is_err()
+        );
+    });
+    assert!(async_stats().helpers >= 1);
+    // SAFETY: fork has no memory-safety preconditions; the child of this multi-threaded process
+    // only runs `in_child` (which takes no lock another thread may hold: the reactor refuses
+    // before locking, and glibc's malloc is reset for the child by fork), then `_exit`, which
+    // runs no destructor and no atexit handler.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        let code =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| in_child(&o))).unwrap_or(100);
+        // SAFETY: ends the child at once, as the comment on `fork` requires.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: `pid` is our child; `status` is a live, writable int.
+    let waited = unsafe { libc::waitpid(pid, &raw mut status, 0) };
+    assert_eq!(waited, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the forked child's check {} failed (status {status:#x})",
+        libc::WEXITSTATUS(status)
+    );
+    // The parent's async waits still work.
+    let mut w = child(&["write", &kf.arg(), "f", "7"]);
+    run(async {
+        assert_eq!(
+            tokio::time::timeout(WAIT, o.changed(0))
+                .await
+                .unwrap()
+                .unwrap(),
+            1
+        );
+    });
+    assert!(w.wait().success());
+    drop(o);
+    assert!(kf.is_clean(b'f'));
+}
+
 #[test]
 fn the_futures_are_send_and_unpin() {
     fn check<F: Future + Send + Unpin>(_: &F) {}
