@@ -358,3 +358,38 @@ fn ten_thousand_writes_at_full_speed_end_at_the_last_version_never_torn() {
     sc.until(10_000, Duration::from_secs(20));
     sc.finish(true);
 }
+
+/// Whether process `pid` is running (not gone, not a zombie waiting for its new parent to reap
+/// it).
+fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // "PID (COMM) STATE ...": the state follows the last ')'.
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            != Some("Z")
+    })
+}
+
+/// A host killed as a failing test kills it (SIGKILL, by the `Helper`'s drop) takes the
+/// processes it spawned with it, so a failed test leaves no publisher or subscriber running
+/// (each would keep its network namespace alive). Needs no namespace.
+#[test]
+fn a_killed_host_takes_the_processes_it_spawned_with_it() {
+    let mut host = Helper::spawn_with(&mut Command::new(helper_exe().with_file_name("smo-host")));
+    let reply = host.cmd("spawn sleeper sleep 60");
+    let pid: i32 = reply
+        .strip_prefix("ok ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("spawn: {reply}"));
+    assert!(running(pid), "the spawned process is not running");
+    host.kill();
+    let start = std::time::Instant::now();
+    while running(pid) {
+        if start.elapsed() > Duration::from_secs(5) {
+            // SAFETY: kill takes no pointers; `pid` is the orphan this test made.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("the process spawned by the killed host (pid {pid}) is still running");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

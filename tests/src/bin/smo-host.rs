@@ -8,7 +8,8 @@
 //! - `create-words PATH` -> `ok`: creates a `Words` object instead (an incompatible schema).
 //! - `write N` -> `ok vV`: one write with every field equal to `N`.
 //! - `burst N` -> `ok vV`: writes `1..=N` with every field equal, as fast as possible.
-//! - `spawn NAME ARGS...` -> `ok PID`: starts `ARGS` (the first is a program) as child `NAME`.
+//! - `spawn NAME ARGS...` -> `ok PID`: starts `ARGS` (the first is a program) as child `NAME`,
+//!   which gets SIGKILL when this process dies, however it dies.
 //! - `term NAME` / `kill NAME` -> `exit CODE STDERR-LAST-LINE`: SIGTERM (or SIGKILL), wait.
 //! - `status NAME MS` -> `running` or `exit CODE LAST-STDERR-LINE` after at most `MS` ms.
 //! - `until PATH N MS` -> `ok vV origin O` once the object at `PATH` holds `seq == N` (waiting on
@@ -74,6 +75,32 @@ impl Proc {
 
 /// Reads the Telemetry fields of a mirror through its schema (the host has no Rust handle of
 /// the mirror: it reads it the way a tool would).
+/// Makes `cmd`'s process get SIGKILL when this one dies, however it dies: a test that fails
+/// kills its host with SIGKILL (the `Helper`'s drop), which would otherwise leave the host's
+/// publisher and subscriber running, each keeping its network namespace alive.
+fn die_with_this_process(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    let in_child = move || {
+        // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and touches no memory of
+        // ours; it is a plain system call, safe in a forked child.
+        if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } == -1 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: getppid has no preconditions. The parent may have died before the prctl:
+        // then no signal would come, so the spawn fails instead.
+        if unsafe { libc::getppid() } as u32 != parent {
+            return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        Ok(())
+    };
+    // SAFETY: `in_child` runs in the forked child before exec and makes only async-signal-safe
+    // system calls (prctl, getppid); it allocates nothing and takes no lock.
+    unsafe {
+        cmd.pre_exec(in_child);
+    }
+}
+
 fn read_mirror(o: &DynObject) -> (u64, Telemetry) {
     use smobject::schema::Value;
     let snap = o.read();
@@ -136,12 +163,13 @@ fn main() {
                 _ => "err no writer or bad number".to_owned(),
             },
             ["spawn", name, program, args @ ..] => {
-                let spawned = Command::new(program)
-                    .args(args)
+                let mut cmd = Command::new(program);
+                cmd.args(args)
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
-                    .stderr(Stdio::piped())
-                    .spawn();
+                    .stderr(Stdio::piped());
+                die_with_this_process(&mut cmd);
+                let spawned = cmd.spawn();
                 match spawned {
                     Ok(mut child) => {
                         let stderr = Arc::new(Mutex::new(Vec::new()));
