@@ -605,8 +605,9 @@ impl Drop for Changed<'_> {
 ///
 /// With the cargo feature `stream`, `Updates` is also a `futures_core::Stream` of
 /// `Result<u64>` (and a `FusedStream`): each item is what `next()` would return. The stream
-/// never ends on its own; after an error it yields that error and then ends (an error here is
-/// lasting: the helper thread could not start, or the process was forked).
+/// never ends on its own; after an error (the process was forked, or a helper thread could not
+/// start) it yields that error and then ends, so that a loop which skips errors cannot spin.
+/// To retry, make a new one with `updates()`; `next()` and `poll_update` never end.
 pub struct Updates<'a> {
     sync: &'a SyncWords,
     key: &'a Key,
