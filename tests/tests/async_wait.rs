@@ -643,10 +643,26 @@ fn after_a_fork_the_child_gets_an_error_and_the_stream_ends() {
         // SAFETY: ends the child at once, as the comment on `fork` requires.
         unsafe { libc::_exit(code) };
     }
+    // Reaped with a deadline: a child stuck after the fork (a lock held by another thread at
+    // the fork, on a failure path) is killed, and the test fails instead of hanging.
     let mut status = 0;
-    // SAFETY: `pid` is our child; `status` is a live, writable int.
-    let waited = unsafe { libc::waitpid(pid, &raw mut status, 0) };
-    assert_eq!(waited, pid);
+    let start = Instant::now();
+    loop {
+        // SAFETY: `pid` is our child; `status` is a live, writable int.
+        let waited = unsafe { libc::waitpid(pid, &raw mut status, libc::WNOHANG) };
+        if waited == pid {
+            break;
+        }
+        assert_eq!(waited, 0, "waitpid: {}", std::io::Error::last_os_error());
+        if start.elapsed() > WAIT {
+            // SAFETY: kill takes no pointers; `pid` is our unreaped child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            // SAFETY: as above.
+            unsafe { libc::waitpid(pid, &raw mut status, 0) };
+            panic!("the forked child did not exit within {WAIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "the forked child's check {} failed (status {status:#x})",

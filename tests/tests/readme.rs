@@ -1,7 +1,6 @@
 //! The README's Rust code is code this test binary compiles: every `rust` code block of README.md
-//! appears, line for line, in `readme` below (clippy checks it too), so an API change that the
-//! README does not follow fails the build, and a README edit not made here fails the test.
-//! (The `DynObject` lines also run, on a key of their own, as that type's doc test.)
+//! appears, line for line, in `readme` below, so an API change that the README does not follow
+//! fails the build, and a README edit not made here fails the test.
 
 /// The README's blocks, in its order, each wrapped only where it is a fragment. Not run: they
 /// use the README's fixed key `/tmp/telemetry`, which a running program may hold.
@@ -64,8 +63,13 @@ fn rust_blocks(markdown: &str) -> Vec<Vec<&str>> {
     let mut blocks = Vec::new();
     let mut current: Option<Vec<&str>> = None;
     for line in markdown.lines() {
-        match (&mut current, line.trim()) {
-            (None, "```rust") => current = Some(Vec::new()),
+        // The info string's first word: "```rust", "```rust,no_run" and "```rust ignore" count.
+        let fence = line.trim();
+        let lang = fence
+            .strip_prefix("```")
+            .map(|info| info.split([',', ' ']).next().unwrap_or(""));
+        match (&mut current, fence) {
+            (None, _) if lang == Some("rust") => current = Some(Vec::new()),
             (Some(_), "```") => blocks.extend(current.take()),
             (Some(block), _) => block.push(line),
             (None, _) => {}
@@ -124,7 +128,7 @@ fn the_check_finds_a_changed_line() {
     assert!(!occurs_in(&["let a = 1;", "let b = 3;"], &source));
     assert!(!occurs_in(&["let b = 2;", "let a = 1;"], &source));
     assert!(!occurs_in(&[], &source));
-    let md = "text\n```rust\nlet x = 1;\n```\n```sh\nls\n```\n```rust\nfoo();\nbar();\n```\n";
+    let md = "text\n```rust\nlet x = 1;\n```\n```sh\nls\n```\n```rust,no_run\nfoo();\nbar();\n```\n```rusty\nno\n```\n";
     assert_eq!(
         rust_blocks(md),
         vec![vec!["let x = 1;"], vec!["foo();", "bar();"]]

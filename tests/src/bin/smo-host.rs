@@ -73,8 +73,6 @@ impl Proc {
     }
 }
 
-/// Reads the Telemetry fields of a mirror through its schema (the host has no Rust handle of
-/// the mirror: it reads it the way a tool would).
 /// Makes `cmd`'s process get SIGKILL when this one dies, however it dies: a test that fails
 /// kills its host with SIGKILL (the `Helper`'s drop), which would otherwise leave the host's
 /// publisher and subscriber running, each keeping its network namespace alive.
@@ -101,6 +99,8 @@ fn die_with_this_process(cmd: &mut Command) {
     }
 }
 
+/// Reads the Telemetry fields of a mirror through its schema (the host has no Rust handle of
+/// the mirror: it reads it the way a tool would).
 fn read_mirror(o: &DynObject) -> (u64, Telemetry) {
     use smobject::schema::Value;
     let snap = o.read();
