@@ -77,9 +77,9 @@
  * Also, with -DNP and `./pan -l`: no non-progress cycle, with no progress label at all: every
  *    run ends, so the helper never spins (e.g. on EAGAIN) and no future is polled forever.
  *
- * tests/tests/model.rs runs the default search and each seeded bug that a safety search finds
- * in CI, and the -DFOREVER configuration (about a minute, with wait.pml). Run by hand (spin 6.5; scratch files in a temporary
- * directory):
+ * In CI, tests/tests/model.rs runs the default search, the -DFOREVER configuration, the
+ * liveness search below, and each seeded bug (about two and a half minutes, with wait.pml).
+ * Run by hand (spin 6.5; scratch files in a temporary directory):
  *   spin -a async.pml && cc -O2 -DSAFETY -o pan pan.c && ./pan -m100000
  *     -> errors: 0; 25.2 million states, 27 s, 2.1 GB (the defaults: 1 writer, 2 publishes, 2
  *        futures waiting past versions 0 and 1, the second one droppable, 1 spurious poll).
@@ -112,7 +112,8 @@
  *   publish while the dropped future's slot is watched, so this define turns FOREVER on.
  * - BUG_NO_PROBE (EAGAIN taken for a change of the control word: no probe, no fire): not an
  *   invalid end state, since the helper retries for ever (EAGAIN each time) and so never
- *   blocks; the safety run reports 0 errors. `cc -DNP ... && ./pan -l` finds the cycle.
+ *   blocks; the safety run reports 0 errors. The liveness search (`cc -DNP -DCOLLAPSE ...`,
+ *   `./pan -l`) finds the cycle.
  * - BUG_NO_RECHECK (no SeqCst re-load of `seq` after the registration): NOT found, and cannot
  *   be under SC: the future then arms a slot at a stale `seq`, and the kernel's compare in the
  *   helper's next futex_waitv (after the bump for the new slot) sees the new value, fails with
