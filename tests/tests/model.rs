@@ -8,14 +8,19 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A scratch directory for one verification run, removed when dropped.
 struct Scratch(PathBuf);
 
 impl Scratch {
+    /// A new directory, never shared: the tests run in parallel, and two of them may verify
+    /// the same model with the same defines (a safety and a liveness search).
     fn new(name: &str) -> Scratch {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let dir =
-            std::env::temp_dir().join(format!("smobject-model-{name}-{}", std::process::id()));
+            std::env::temp_dir().join(format!("smobject-model-{name}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("creating the scratch dir");
         Scratch(dir)
@@ -105,8 +110,7 @@ const DEPTH: u32 = 1_000_000;
 const MEMLIM_MB: u32 = 8_000;
 
 /// Generates the verifier of the model at `src` with `defines`, compiles it and runs its
-/// exhaustive search (safety properties: assertions and invalid end states), with the depth
-/// bound and memory limit given.
+/// exhaustive `search`, with the depth bound and memory limit given.
 fn verify(src: &Path, defines: &[&str], search: Search, depth: u32, memlim_mb: u32) -> Verdict {
     let name = src.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
     let scratch = Scratch::new(&format!("{name}{}", defines.concat()));
