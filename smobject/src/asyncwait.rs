@@ -251,41 +251,35 @@ impl Reactor {
         if let Some(old) = old {
             kicks[0] = self.leave(&mut st, old, token);
         }
-        if let Some(slot) = st.slots.get_mut(&new) {
+        let joined = if let Some(slot) = st.slots.get_mut(&new) {
             match slot.waiters.iter_mut().find(|(t, _)| *t == token) {
                 Some(entry) => entry.1.clone_from(waker),
                 None => slot.waiters.push((token, waker.clone())),
             }
+            Ok(())
         } else {
-            let helper = match self.helper_with_room(&mut st) {
-                Ok(helper) => helper,
-                Err(e) => {
-                    // No helper could start: still tell the old slot's helper that it lost it.
-                    drop(st);
-                    let [left, _] = kicks;
-                    left.run();
-                    return Err(e);
-                }
-            };
-            let id = st.next_slot_id;
-            st.next_slot_id += 1;
-            st.slots.insert(
-                new,
-                Slot {
-                    id,
-                    helper,
-                    waiters: vec![(token, waker.clone())],
-                },
-            );
-            let h = &mut st.helpers[helper];
-            h.slots.push(new);
-            kicks[1] = Self::changed(h);
-        }
+            // On error (no helper could start) the kick of leaving `old` still runs below.
+            self.helper_with_room(&mut st).map(|helper| {
+                let id = st.next_slot_id;
+                st.next_slot_id += 1;
+                st.slots.insert(
+                    new,
+                    Slot {
+                        id,
+                        helper,
+                        waiters: vec![(token, waker.clone())],
+                    },
+                );
+                let h = &mut st.helpers[helper];
+                h.slots.push(new);
+                kicks[1] = Self::changed(h);
+            })
+        };
         drop(st);
         for k in kicks {
             k.run();
         }
-        Ok(())
+        joined
     }
 
     /// Removes `token` from slot `key`, if it is there (a future completed or dropped).

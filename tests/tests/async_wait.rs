@@ -522,6 +522,12 @@ fn updates_is_a_stream_whose_pending_wait_is_kept_replaced_and_cancelled() {
     fn stream_next<S: Stream + Unpin>(s: &mut S) -> impl Future<Output = Option<S::Item>> + '_ {
         std::future::poll_fn(move |cx| Pin::new(&mut *s).poll_next(cx))
     }
+    /// No item within 10 ms (the poll is then dropped by the time-out).
+    async fn still_pending<S: Stream + Unpin>(s: &mut S) -> bool {
+        tokio::time::timeout(Duration::from_millis(10), stream_next(s))
+            .await
+            .is_err()
+    }
     let _one_at_a_time = serial();
     let kf = KeyFile::new("async-stream");
     kf.key(b's');
@@ -535,17 +541,9 @@ fn updates_is_a_stream_whose_pending_wait_is_kept_replaced_and_cancelled() {
         assert!(matches!(v, Some(Ok(1))), "{v:?}");
         assert!(w.wait().success());
         // Pending when the time-out drops the poll: the stream keeps its wait, registered once.
-        assert!(
-            tokio::time::timeout(Duration::from_millis(10), stream_next(&mut u))
-                .await
-                .is_err()
-        );
+        assert!(still_pending(&mut u).await);
         assert_eq!(async_stats().waiting, 1);
-        assert!(
-            tokio::time::timeout(Duration::from_millis(10), stream_next(&mut u))
-                .await
-                .is_err()
-        );
+        assert!(still_pending(&mut u).await);
         assert_eq!(
             async_stats().waiting,
             1,
@@ -561,22 +559,14 @@ fn updates_is_a_stream_whose_pending_wait_is_kept_replaced_and_cancelled() {
         assert!(!u.is_terminated());
         assert_eq!(u.seen(), 2);
         // `next()` replaces a kept wait: when it times out, nothing is left waiting.
-        assert!(
-            tokio::time::timeout(Duration::from_millis(10), stream_next(&mut u))
-                .await
-                .is_err()
-        );
+        assert!(still_pending(&mut u).await);
         assert_eq!(async_stats().waiting, 1);
         assert!(tokio::time::timeout(Duration::from_millis(10), u.next())
             .await
             .is_err());
         assert_eq!(async_stats().waiting, 0);
         // Dropping the stream cancels its kept wait.
-        assert!(
-            tokio::time::timeout(Duration::from_millis(10), stream_next(&mut u))
-                .await
-                .is_err()
-        );
+        assert!(still_pending(&mut u).await);
         assert_eq!(async_stats().waiting, 1);
         drop(u);
         assert_eq!(async_stats().waiting, 0);
