@@ -7,6 +7,7 @@
 //! (`smobject::async_stats`) belong to the whole process.
 
 use std::future::Future;
+use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -459,6 +460,59 @@ fn the_fallback_without_futex_waitv_wakes_and_cancels() {
     assert!(ping.wait().success());
     drop((a, b));
     assert!(kf.is_clean(b'A') && kf.is_clean(b'B'));
+}
+
+#[test]
+fn a_future_that_cannot_get_a_helper_thread_fails_and_its_old_slot_is_let_go() {
+    let _one_at_a_time = serial();
+    let kf = KeyFile::new("async-no-thread");
+    kf.key(b'A');
+    let a = Shared::<Counter>::create_at(kf.path(), b'A').unwrap();
+    // The child's future sleeps in a slot (fallback mode: one helper per word, so moving to a
+    // new slot needs a new helper).
+    let mut waiter = child_env(
+        ("SMOBJECT_ASYNC_FALLBACK", "1"),
+        &["no-thread", &kf.arg(), "A"],
+    );
+    assert_eq!(waiter.line(), "armed");
+    // A writer killed mid-publish leaves `seq` odd with the version unchanged and no wake:
+    // the child's next poll must register at the new `seq`, in a new slot.
+    let mut crashed = child_env(
+        ("SMOBJECT_FAULT", "write:odd"),
+        &["write", &kf.arg(), "A", "7"],
+    );
+    assert_eq!(crashed.wait().signal(), Some(libc::SIGKILL));
+    assert_eq!(a.version(), 0);
+    waiter.send("go");
+    // Under the address-space cap, no helper thread can start: a typed error naming the key.
+    let refused = waiter.line();
+    assert!(
+        refused.starts_with("refused Os ")
+            && refused.contains("starting an async-wait helper thread")
+            && refused.contains(&kf.arg()),
+        "{refused}"
+    );
+    // The slot it left was let go: its helper stopped sleeping on the object's word at once,
+    // not at its 5 s re-check (this failed when the error path dropped that helper's wake).
+    // And nothing of the failed future stays registered.
+    let left = waiter.line();
+    assert!(
+        left.starts_with("left ") && left.ends_with(" ms, watched 0 waiting 0"),
+        "{left}"
+    );
+    // With the cap lifted the next wait reuses that helper and completes.
+    assert_eq!(waiter.line(), "armed");
+    a.write(|c| c.n = 8);
+    // (The write recovered the killed one first: that made a version of its own.)
+    let done = format!("ok {} 1", a.version());
+    assert_eq!(
+        waiter.line(),
+        done,
+        "completed at the last version, with one helper"
+    );
+    assert!(waiter.wait().success());
+    drop(a);
+    assert!(kf.is_clean(b'A'));
 }
 
 #[test]

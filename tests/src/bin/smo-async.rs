@@ -20,6 +20,16 @@
 //!   Prints `ready`, then `done`.
 //! - `burst PATH ID N`: prints `ready`, waits for a stdin line, writes N times flat out, prints
 //!   `done`.
+//! - `no-thread PATH ID` (with `SMOBJECT_ASYNC_FALLBACK=1`: one word per helper): a future
+//!   that must move to a new slot when no helper thread can start. Polls `changed(version)`
+//!   once, prints `armed` once helper 0 sleeps on the object's word, and waits for a stdin line
+//!   (meanwhile the test leaves the object's `seq` odd, with a writer killed mid-publish).
+//!   Then it caps its address space (`RLIMIT_AS`) so that no thread can start, and polls again:
+//!   the future leaves its slot, which needs a new helper. Prints `refused KIND MESSAGE` (or
+//!   `err ...`); then, once no helper sleeps on a word of a SysV segment (`err` if one still
+//!   does after 1 s), `left MS ms, watched W waiting N` with the reactor's counts; then `armed`
+//!   for a new wait with the cap lifted, and `ok VERSION HELPERS` when the test's write
+//!   completes it.
 //! - `ping PATH ROUNDS`: the async side of a ping-pong (for the fallback): for each round `i`
 //!   writes `A` and awaits `B.changed(i)` (5 s at most); then checks that a dropped pending
 //!   future leaves no watched word; prints `ok ROUNDS HELPERS FUTEX_WAITV`.
@@ -182,6 +192,7 @@ fn main() {
             0
         }
         "ping" => ping(&args[1], num(&args, 2)),
+        "no-thread" => no_thread(&args[1], id_arg(&args[2])),
         _ => {
             eprintln!("smo-async: unknown role {role:?}");
             2
@@ -255,4 +266,132 @@ fn ping(path: &str, rounds: u64) -> i32 {
     }
     println!("ok {rounds} {} {}", s.helpers, s.futex_waitv);
     0
+}
+
+/// The `no-thread` role (see the crate doc).
+fn no_thread(path: &str, id: u8) -> i32 {
+    let obj = open(path, id);
+    let v = obj.version();
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(obj.changed(v));
+    if !f.as_mut().poll(&mut cx).is_pending() {
+        println!("err the first poll completed");
+        return 1;
+    }
+    if !within(Duration::from_secs(5), || helpers_on_shared_words() == 1) {
+        println!("err helper 0 never slept on the object's word");
+        return 1;
+    }
+    println!("armed");
+    stdin_line();
+    let old = cap_address_space();
+    let r = f.as_mut().poll(&mut cx);
+    // SAFETY: `old` is a `rlimit` that getrlimit filled; setrlimit only reads it.
+    let lifted = unsafe { libc::setrlimit(libc::RLIMIT_AS, &raw const old) };
+    assert_eq!(lifted, 0, "setrlimit: {}", std::io::Error::last_os_error());
+    match r {
+        Poll::Ready(Err(e)) => println!("refused {:?} {e}", e.kind()),
+        other => {
+            println!("err the poll under the cap gave {other:?}");
+            return 1;
+        }
+    }
+    // The future left its slot: the helper that slept on the object's word must be told.
+    let start = Instant::now();
+    if !within(Duration::from_secs(1), || helpers_on_shared_words() == 0) {
+        println!("err a helper still sleeps on a word of a SysV segment after 1 s");
+        return 1;
+    }
+    let s = smobject::async_stats();
+    println!(
+        "left {} ms, watched {} waiting {}",
+        start.elapsed().as_millis(),
+        s.watched,
+        s.waiting
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    match block_on(obj.changed(v), Some(deadline), || println!("armed")) {
+        Some(Ok(v)) => println!("ok {v} {}", smobject::async_stats().helpers),
+        other => println!("err the wait after the cap: {other:?}"),
+    }
+    0
+}
+
+/// Polls `cond` every millisecond until it holds (`true`) or `d` passes (`false`).
+fn within(d: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return true;
+        }
+        if start.elapsed() > d {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// How many helper threads of this process sleep in `FUTEX_WAIT` (syscall 202) on a word inside
+/// a SysV shared-memory mapping (an object's word, not a helper's own control word).
+fn helpers_on_shared_words() -> usize {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let sysv: Vec<(usize, usize)> = maps
+        .lines()
+        .filter(|l| l.contains("/SYSV"))
+        .filter_map(|l| {
+            let (a, b) = l.split_whitespace().next()?.split_once('-')?;
+            Some((
+                usize::from_str_radix(a, 16).ok()?,
+                usize::from_str_radix(b, 16).ok()?,
+            ))
+        })
+        .collect();
+    let mut n = 0;
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("smobject-wait") {
+            continue;
+        }
+        let sc = std::fs::read_to_string(task.path().join("syscall")).unwrap_or_default();
+        let f: Vec<&str> = sc.split_whitespace().collect();
+        let addr = f
+            .get(1)
+            .and_then(|a| usize::from_str_radix(a.trim_start_matches("0x"), 16).ok());
+        if let (Some(&"202"), Some(addr)) = (f.first(), addr) {
+            n += usize::from(sysv.iter().any(|&(lo, hi)| (lo..hi).contains(&addr)));
+        }
+    }
+    n
+}
+
+/// Caps this process's address space a little above its size now, so that no thread can start
+/// (a thread's stack alone is 2 MiB); returns the limit before.
+fn cap_address_space() -> libc::rlimit {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let vm_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmSize in /proc/self/status");
+    let mut old = std::mem::MaybeUninit::<libc::rlimit>::zeroed();
+    // SAFETY: `old` is writable storage for one `rlimit`, which getrlimit fills.
+    let r = unsafe { libc::getrlimit(libc::RLIMIT_AS, old.as_mut_ptr()) };
+    assert_eq!(r, 0, "getrlimit: {}", std::io::Error::last_os_error());
+    // SAFETY: zero-initialised and filled by getrlimit.
+    let old = unsafe { old.assume_init() };
+    let cap = (vm_kib + 1024) * 1024;
+    let new = libc::rlimit {
+        rlim_cur: cap,
+        rlim_max: old.rlim_max,
+    };
+    // SAFETY: `new` is a valid `rlimit`; setrlimit only reads it. Lowering the soft limit is
+    // always allowed.
+    let r = unsafe { libc::setrlimit(libc::RLIMIT_AS, &raw const new) };
+    assert_eq!(r, 0, "setrlimit: {}", std::io::Error::last_os_error());
+    old
 }
