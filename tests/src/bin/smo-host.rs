@@ -14,8 +14,9 @@
 //! - `status NAME MS` -> `running` or `exit CODE LAST-STDERR-LINE` after at most `MS` ms.
 //! - `until PATH N MS` -> `ok vV origin O` once the object at `PATH` holds `seq == N` (waiting on
 //!   its futex), or `timeout SEQ` after `MS` ms (`none` while the object does not exist).
-//! - `torn PATH MS` -> `reading` once attached, then `torn=T reads=R versions=D`: reads the
-//!   object for `MS` ms and counts snapshots whose fields are not all equal.
+//! - `torn PATH MS` -> `reading` once attached and read once, then `torn=T reads=R
+//!   versions=D`: reads the object for `MS` ms and counts snapshots whose fields are not all
+//!   equal, and the versions seen (the one read before `reading` included).
 //! - `exit` -> kills remaining children, exits.
 
 // Test values are small integers (< 2^32), exact as f64 and compared exactly.
@@ -244,10 +245,14 @@ fn main() {
             }
             ["torn", path, ms] => match DynObject::access_at(path, b'a') {
                 Ok(o) => {
+                    // The first read comes before `reading`: once the test sees that line, every
+                    // later version counts as a new one, however late this process runs again.
+                    let (first, t) = read_mirror(&o);
+                    let mut torn = u64::from(!all_equal(&t));
+                    let (mut reads, mut versions, mut last) = (1u64, 1u64, first);
                     let _ = writeln!(out, "reading");
                     let _ = out.flush();
                     let deadline = Instant::now() + Duration::from_millis(ms.parse().unwrap_or(0));
-                    let (mut torn, mut reads, mut versions, mut last) = (0u64, 0u64, 0u64, 0);
                     while Instant::now() < deadline {
                         let (v, t) = read_mirror(&o);
                         reads += 1;
