@@ -145,6 +145,37 @@ pub fn nattch(shmid: i32) -> u64 {
     n
 }
 
+/// What each async-wait helper thread of this process (named `smobject-wait-N`) is doing, from
+/// `/proc/self/task/*/syscall`: the syscall number and its first two arguments, or `None` for
+/// a thread that is running (not in a syscall). Threads gone while reading are skipped.
+pub fn wait_helper_syscalls() -> Vec<Option<(u64, u64, u64)>> {
+    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok();
+    let mut out = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("smobject-wait") {
+            continue;
+        }
+        let Ok(sc) = std::fs::read_to_string(task.path().join("syscall")) else {
+            continue;
+        };
+        let f: Vec<&str> = sc.split_whitespace().collect();
+        let call = match f.as_slice() {
+            [nr, a0, a1, ..] => nr
+                .parse()
+                .ok()
+                .and_then(|nr| Some((nr, hex(a0)?, hex(a1)?))),
+            _ => None,
+        };
+        out.push(call);
+    }
+    out
+}
+
 /// The `smo-helper` binary: next to the test executable's `deps/` folder (cargo builds it for
 /// the `tests` crate's integration tests).
 pub fn helper_exe() -> PathBuf {

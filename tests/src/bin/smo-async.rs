@@ -336,37 +336,22 @@ fn within(d: Duration, mut cond: impl FnMut() -> bool) -> bool {
 /// a SysV shared-memory mapping (an object's word, not a helper's own control word).
 fn helpers_on_shared_words() -> usize {
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-    let sysv: Vec<(usize, usize)> = maps
+    let sysv: Vec<(u64, u64)> = maps
         .lines()
         .filter(|l| l.contains("/SYSV"))
         .filter_map(|l| {
             let (a, b) = l.split_whitespace().next()?.split_once('-')?;
             Some((
-                usize::from_str_radix(a, 16).ok()?,
-                usize::from_str_radix(b, 16).ok()?,
+                u64::from_str_radix(a, 16).ok()?,
+                u64::from_str_radix(b, 16).ok()?,
             ))
         })
         .collect();
-    let mut n = 0;
-    for task in std::fs::read_dir("/proc/self/task")
+    tests::wait_helper_syscalls()
         .into_iter()
         .flatten()
-        .flatten()
-    {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if !comm.starts_with("smobject-wait") {
-            continue;
-        }
-        let sc = std::fs::read_to_string(task.path().join("syscall")).unwrap_or_default();
-        let f: Vec<&str> = sc.split_whitespace().collect();
-        let addr = f
-            .get(1)
-            .and_then(|a| usize::from_str_radix(a.trim_start_matches("0x"), 16).ok());
-        if let (Some(&"202"), Some(addr)) = (f.first(), addr) {
-            n += usize::from(sysv.iter().any(|&(lo, hi)| (lo..hi).contains(&addr)));
-        }
-    }
-    n
+        .filter(|&(nr, addr, _)| nr == 202 && sysv.iter().any(|&(lo, hi)| (lo..hi).contains(&addr)))
+        .count()
 }
 
 /// Caps this process's address space a little above its size now, so that no thread can start
