@@ -789,16 +789,17 @@ fn check_unreachable(key: &Key, (dev, ino): (u64, u64), opts: &Options) -> Resul
             .hint("a new object would not be shared with them: stop them first (see `smobject ls`), or use another id"));
         }
         if !s.removed && h.path_hash == hash && !same_file {
+            // `s` is the counter segment: the data key has the object's id in the top byte.
+            let data_key = (s.key & 0x00ff_ffff) | (i32::from(key.id()) << 24);
             if s.nattch > 0 {
                 return Err(Error::new(
                     ErrorKind::KeyCollision,
-                    format!("the key file was deleted and re-created since its object (key {:#010x}) was made; {} process(es) still use that object", crate::inspect::counter_key_of(s.key) as u32, s.nattch),
+                    format!("the key file was deleted and re-created since its object (key {:#010x}) was made; {} process(es) still use that object", data_key as u32, s.nattch),
                 )
                 .with_key(key)
                 .hint("a new object would not be shared with them: stop them, or restore the key file; never re-create a key file while its objects live"));
             }
             // Garbage from the old key file: nobody can reach it by key any more.
-            let data_key = (s.key & 0x00ff_ffff) | (i32::from(key.id()) << 24);
             if let Ok(d) = sys::shmget(data_key, 0, 0) {
                 if sys::shm_stat(d).is_ok_and(|i| i.nattch == 0) {
                     let _ = sys::shm_remove(d);

@@ -297,6 +297,9 @@ fn recreated_key_file_is_never_a_silent_second_object() {
         "{r} (old key {old_key}, new key {new_key})"
     );
     assert!(r.contains("re-created"), "{r}");
+    // It names the old object by its data key, the one `ipcs -m` shows.
+    let named = format!("(key {:#010x})", old_key.raw() as u32);
+    assert!(r.contains(&named), "{r} does not name {named}");
     b.exit();
     a.ok("put 0 01");
     a.exit();
