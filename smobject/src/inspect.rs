@@ -468,9 +468,11 @@ pub fn pair_by_key(data_key: i32) -> Result<Option<Pair>> {
     Ok(Some(make_pair(data_key, ck, id, data, counter, header)))
 }
 
-/// Removes both segments of the pair under `(path, id)`, holding the key file's lock (so no
-/// process can attach meanwhile). Refuses a pair with processes attached unless `force`
-/// (attached processes keep their mappings; the memory goes when they detach).
+/// Removes both segments of the pair under `(path, id)`. Without `force`, only a pair nobody
+/// is attached to, holding the key file's lock (so no process can attach meanwhile). With
+/// `force`, whoever is attached, and without the lock (the command `smobject rm --force PATH
+/// ID` takes the lock itself first, with a time-out); attached processes keep their mappings,
+/// and the memory goes when they detach.
 ///
 /// # Errors
 /// [`ErrorKind::InUse`] (without `force`), [`ErrorKind::NotFound`], key errors.

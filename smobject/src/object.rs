@@ -270,17 +270,25 @@ fn remove_pair(data: Option<Found>, counter: Option<Found>) -> std::io::Result<(
     Ok(())
 }
 
+/// Opens the key file for its `flock`. Non-blocking, so that a key file which is a FIFO (or a
+/// device) cannot block the open before the lock's time-out applies; `flock` itself waits
+/// whatever the file's `O_NONBLOCK`.
 fn open_key_file(key: &Key) -> Result<File> {
-    File::open(key.path()).map_err(|e| {
-        let err = Error::os("opening the key file", &e).with_key(key);
-        match e.kind() {
-            std::io::ErrorKind::NotFound => Error::new(ErrorKind::PathNotFound, format!("{} disappeared", key.path().display()))
-                .with_key(key)
-                .hint("the key file must exist for as long as the object is used"),
-            std::io::ErrorKind::PermissionDenied => err.hint("the key file must be readable by every process that opens the object (it is locked with flock)"),
-            _ => err,
-        }
-    })
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(key.path())
+        .map_err(|e| {
+            let err = Error::os("opening the key file", &e).with_key(key);
+            match e.kind() {
+                std::io::ErrorKind::NotFound => Error::new(ErrorKind::PathNotFound, format!("{} disappeared", key.path().display()))
+                    .with_key(key)
+                    .hint("the key file must exist for as long as the object is used"),
+                std::io::ErrorKind::PermissionDenied => err.hint("the key file must be readable by every process that opens the object (it is locked with flock)"),
+                _ => err,
+            }
+        })
 }
 
 /// Maps `shmget(IPC_CREAT)` failures to errors with the limit and sysctl named.

@@ -377,6 +377,41 @@ fn bad_input_gives_typed_errors() {
 }
 
 #[test]
+fn a_fifo_as_key_file_never_blocks_the_open() {
+    // Opening a FIFO for reading blocks until a writer comes: the key file's open must not.
+    let dir = std::env::temp_dir().join(format!("smobject-fifo-{}", std::process::id()));
+    std::fs::create_dir(&dir).unwrap();
+    let fifo = dir.join("key");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: `c` is a NUL-terminated path that lives across the call.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let key = Key::from_path(&fifo, b'f').unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let k = key.clone();
+    std::thread::spawn(move || {
+        let r = RawObject::access(&k, Layout::untyped(64), &Options::new()).map(|_| ());
+        let _ = tx.send(r.map_err(|e| e.kind()));
+    });
+    let r = rx.recv_timeout(Duration::from_secs(5));
+    if r.is_err() {
+        // The open is stuck: unblock it with a writer, so that the test fails rather than hangs.
+        let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+        std::fs::remove_dir_all(&dir).unwrap();
+        panic!("access on a FIFO key file did not return within 5 s");
+    }
+    // Created and dropped like on any file: the FIFO's inode is the key.
+    let created = RawObject::create(&key, Layout::untyped(64), &Options::new()).map(drop);
+    let clean = tests::shmid(key.raw()).is_none() && tests::shmid(key.counter().raw()).is_none();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(r, Ok(Err(ErrorKind::NotFound)), "access on a FIFO key file");
+    assert!(
+        created.is_ok() && clean,
+        "{created:?}, segments left: {}",
+        !clean
+    );
+}
+
+#[test]
 fn smobject_port_follows_the_original_protocol() {
     let kf = KeyFile::new("port");
     let mut creator = SMObject::new(kf.path(), b'm', 32);
