@@ -6,6 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use smobject::inspect::{self, HeaderInfo, Pair, Segment};
 
 use crate::fmt::{fmt_age, fmt_elapsed, fmt_key, fmt_mode, hexdump, now_unix, Table};
+use crate::ls::{unreadable, UNREADABLE, UNREADABLE_HINT};
 use crate::procfs::{describe_pid, describe_pids, running, Attachments, Users};
 use crate::target::Target;
 use crate::Failure;
@@ -14,9 +15,14 @@ use crate::Failure;
 pub(crate) fn run(out: &mut impl Write, target: &Target, hex: bool) -> Result<(), Failure> {
     let pair = target.pair()?;
     let users = Users::load();
-    let pids =
-        Attachments::scan().pids(pair.data.iter().chain(pair.counter.iter()).map(|s| s.shmid));
-    field(out, "state", pair.state.to_string())?;
+    let pids = Attachments::scan().pids(pair.data.iter().chain(pair.counter.iter()));
+    let unreadable = unreadable(&pair);
+    let state = if unreadable {
+        UNREADABLE.to_owned()
+    } else {
+        pair.state.to_string()
+    };
+    field(out, "state", state)?;
     field(
         out,
         "data",
@@ -30,6 +36,11 @@ pub(crate) fn run(out: &mut impl Write, target: &Target, hex: bool) -> Result<()
     field(out, "attached pids", describe_pids(&pids))?;
     match &pair.header {
         None => field(out, "header", "none: the counter segment is missing")?,
+        Some(Err(e)) if unreadable => field(
+            out,
+            "header",
+            format!("unreadable: {e}\n{:14}{UNREADABLE_HINT}", "hint"),
+        )?,
         Some(Err(e)) => field(out, "header", format!("unreadable: {e}"))?,
         Some(Ok(h)) => header(out, h, target)?,
     }

@@ -4,6 +4,7 @@ use std::io::Write;
 
 use serde_json::{json, Value};
 use smobject::inspect::{self, HeaderInfo, Pair, PairState};
+use smobject::ErrorKind;
 
 use crate::fmt::{fmt_age, fmt_elapsed, fmt_key, fmt_mode, now_unix, Table};
 use crate::procfs::{Attachments, Users};
@@ -20,11 +21,13 @@ pub(crate) struct View {
     pub(crate) owner: Option<String>,
     /// Seconds since creation (header's time, else the segment's ctime).
     pub(crate) age: Option<i64>,
+    /// This user may not read the header: the state is unknown (see [`unreadable`]).
+    pub(crate) unreadable: bool,
 }
 
 impl View {
     pub(crate) fn new(pair: Pair, att: &Attachments, users: &Users) -> View {
-        let pids = att.pids(pair.data.iter().chain(pair.counter.iter()).map(|s| s.shmid));
+        let pids = att.pids(pair.data.iter().chain(pair.counter.iter()));
         let seg = pair.data.as_ref().or(pair.counter.as_ref());
         let owner = seg.map(|s| users.name(s.uid));
         let created = match header(&pair) {
@@ -32,6 +35,7 @@ impl View {
             _ => seg.map(|s| s.ctime),
         };
         View {
+            unreadable: unreadable(&pair),
             owner,
             age: created.map(|c| now_unix() - c),
             pids,
@@ -51,6 +55,9 @@ impl View {
     /// The pair's state; a live pair whose writer lock is held for good by a leaked write guard
     /// (a handle that kept its mapping, counted in the header) shows as `held`.
     pub(crate) fn state(&self) -> String {
+        if self.unreadable {
+            return UNREADABLE.into();
+        }
         match header(&self.pair) {
             Some(h) if h.leaked_guards > 0 && self.pair.state == PairState::Live => {
                 format!("held({})", h.leaked_guards)
@@ -158,6 +165,33 @@ impl View {
     }
 }
 
+/// The state shown for a pair whose header this user may not read.
+pub(crate) const UNREADABLE: &str = "unreadable";
+
+/// What to do about an unreadable pair.
+pub(crate) const UNREADABLE_HINT: &str =
+    "this user may not read the segments (see their owner and mode): run as their owner or as root to see the state";
+
+/// Whether the pair's header could not be read for lack of permission (this user may not
+/// attach the counter segment, e.g. another user's `0600` object): its state is then unknown,
+/// not `corrupt`. Asks the kernel again, for the error's kind.
+pub(crate) fn unreadable(p: &Pair) -> bool {
+    p.state == PairState::Corrupt
+        && matches!(p.header, Some(Err(_)))
+        && p.counter.as_ref().is_some_and(|c| {
+            matches!(inspect::read_header(c.shmid), Err(e) if e.kind() == ErrorKind::PermissionDenied)
+        })
+}
+
+/// The pair's state as shown: `unreadable` (see [`unreadable`]), else smobject's.
+pub(crate) fn state_name(p: &Pair) -> String {
+    if unreadable(p) {
+        UNREADABLE.into()
+    } else {
+        p.state.to_string()
+    }
+}
+
 /// The header if it was read and is valid.
 pub(crate) fn header(p: &Pair) -> Option<&HeaderInfo> {
     match &p.header {
@@ -213,6 +247,12 @@ pub(crate) fn run(out: &mut impl Write, filter: &Filter, json: bool) -> Result<(
     if stale > 0 {
         // On stderr: the table on stdout stays one header line plus one line per pair.
         eprintln!("note: {stale} stale pair(s), nobody attached; `smobject gc` removes them");
+    }
+    let unreadable = views.iter().filter(|v| v.unreadable).count();
+    if unreadable > 0 {
+        eprintln!(
+            "note: {unreadable} pair(s) {UNREADABLE} (permission denied reading the header); hint: {UNREADABLE_HINT}"
+        );
     }
     Ok(())
 }

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::target::{parse_duration, parse_id, parse_key, Filter, Target};
+use crate::target::{parse_count, parse_duration, parse_id, parse_key, Filter, Target};
 
 /// Share a `#[repr(C)]` struct between processes: list, inspect, remove and watch smobject
 /// pairs (a data segment `ftok(path, id)` and a counter segment `ftok(path, id - 58)`), and
@@ -65,6 +65,9 @@ enum Command {
         hex: bool,
     },
     /// Remove both segments of a pair (refuses a pair with processes attached).
+    ///
+    /// Given PATH ID, the removal holds the key file's lock (waiting at most 10 s for it);
+    /// given --key, it takes no lock.
     Rm {
         #[command(flatten)]
         target: TargetArgs,
@@ -92,8 +95,9 @@ enum Command {
         /// Time between samples: seconds (`0.5`) or with a unit (`200ms`, `2s`).
         #[arg(long, default_value = "1s", value_parser = parse_duration)]
         interval: Duration,
-        /// Stop after this many samples (lines with `--json`; default: run until interrupted).
-        #[arg(long)]
+        /// Stop after this many samples (lines with `--json`), at least 1 (default: run until
+        /// interrupted).
+        #[arg(long, value_parser = parse_count)]
         count: Option<u64>,
         /// Print every new value as it is published, one JSON line each:
         /// `{"version": N, "value": {...}}` (attaches to the object; needs PATH ID).
@@ -241,6 +245,8 @@ enum Failure {
     Io(std::io::Error),
     /// Zenoh (the session, a declaration) or a malformed envelope.
     Bridge(String),
+    /// A message composed here (e.g. the key file's lock not taken, a key file not usable).
+    Other(String),
 }
 
 impl std::fmt::Display for Failure {
@@ -252,7 +258,7 @@ impl std::fmt::Display for Failure {
                 f,
                 "no shared object under this key ({what}); hint: `smobject ls` lists every pair"
             ),
-            Self::Usage(m) | Self::Bridge(m) => f.write_str(m),
+            Self::Usage(m) | Self::Bridge(m) | Self::Other(m) => f.write_str(m),
             Self::Io(e) => write!(f, "writing the output: {e}"),
         }
     }
@@ -387,5 +393,18 @@ mod tests {
             panic!("not watch");
         };
         assert_eq!((interval, count), (Duration::from_secs(1), None));
+    }
+
+    #[test]
+    fn watch_count_is_at_least_one() {
+        for json in [false, true] {
+            let mut args = vec!["smobject", "watch", "/tmp/x", "a", "--count", "0"];
+            if json {
+                args.push("--json");
+            }
+            assert!(Cli::try_parse_from(&args).is_err(), "{args:?}");
+            args[5] = "1";
+            assert!(Cli::try_parse_from(&args).is_ok(), "{args:?}");
+        }
     }
 }

@@ -1,23 +1,40 @@
 //! Who is attached, from `/proc/*/maps`, and user names from `/etc/passwd`.
 //!
 //! A SysV attachment appears in a process's maps as a shared mapping named `/SYSV%08x` (the key
-//! in hex, followed by ` (deleted)`), whose inode column is the shmid. Matching on the shmid
-//! rather than the key tells apart an old, removed segment from a new one under the same key.
-//! Processes whose maps we may not read (another user's, without privileges) are skipped, so
-//! the lists can be incomplete for an unprivileged caller; the kernel's attachment count is not.
+//! it was created under, in hex, followed by ` (deleted)`), whose inode column is the shmid.
+//! Matching on the shmid rather than the key tells apart an old, removed segment from a new one
+//! under the same key. shmids are per IPC namespace, so only processes in the caller's IPC
+//! namespace (same `/proc/PID/ns/ipc`) are counted, and where the segment's key is known the
+//! mapping's name must carry it too. Processes whose maps or namespace we may not read
+//! (another user's, without privileges) are skipped, so the lists can be incomplete for an
+//! unprivileged caller; the kernel's attachment count is not.
 
 use std::collections::{BTreeSet, HashMap};
+use std::os::unix::fs::MetadataExt;
 
-/// shmid to the pids of the processes that have it mapped.
+use smobject::inspect::Segment;
+
+/// shmid to the pids of the processes (of this IPC namespace) that have it mapped, with the key
+/// each mapping is named after.
 #[derive(Debug, Default)]
 pub(crate) struct Attachments {
-    by_shmid: HashMap<i64, BTreeSet<i32>>,
+    by_shmid: HashMap<i64, BTreeSet<(i32, u32)>>,
+}
+
+/// An IPC namespace: `st_dev` and `st_ino` of a `/proc/PID/ns/ipc` link's target.
+fn ipc_namespace(pid: &str) -> Option<(u64, u64)> {
+    let m = std::fs::metadata(format!("/proc/{pid}/ns/ipc")).ok()?;
+    Some((m.dev(), m.ino()))
 }
 
 impl Attachments {
-    /// Scans every process's maps once.
+    /// Scans the maps of every process in the caller's IPC namespace once.
     pub(crate) fn scan() -> Attachments {
         let mut a = Attachments::default();
+        // Without our own namespace we cannot tell which processes share our shmids.
+        let Some(ours) = ipc_namespace("self") else {
+            return a;
+        };
         let Ok(dir) = std::fs::read_dir("/proc") else {
             return a;
         };
@@ -29,40 +46,55 @@ impl Attachments {
             else {
                 continue;
             };
+            // Another IPC namespace's shmids are not ours (the same number is another segment);
+            // a namespace we may not read, or a process that exited meanwhile: skip it.
+            if ipc_namespace(&pid.to_string()) != Some(ours) {
+                continue;
+            }
             // Raced with the process's exit, or not ours to read: skip it.
             let Ok(maps) = std::fs::read_to_string(entry.path().join("maps")) else {
                 continue;
             };
-            for shmid in sysv_shmids(&maps) {
-                a.by_shmid.entry(shmid).or_default().insert(pid);
+            for (shmid, key) in sysv_mappings(&maps) {
+                a.by_shmid.entry(shmid).or_default().insert((pid, key));
             }
         }
         a
     }
 
-    /// The pids attached to any of `shmids`, ascending, each once.
-    pub(crate) fn pids(&self, shmids: impl IntoIterator<Item = i32>) -> Vec<i32> {
+    /// The pids attached to any of `segments`, ascending, each once: a mapping counts if its
+    /// inode is the segment's shmid and, unless the segment was removed (its key then reads 0),
+    /// its name carries the segment's key.
+    pub(crate) fn pids<'a>(&self, segments: impl IntoIterator<Item = &'a Segment>) -> Vec<i32> {
         let mut set = BTreeSet::new();
-        for id in shmids {
-            if let Some(p) = self.by_shmid.get(&i64::from(id)) {
-                set.extend(p);
+        for s in segments {
+            if let Some(p) = self.by_shmid.get(&i64::from(s.shmid)) {
+                set.extend(
+                    p.iter()
+                        .filter(|&&(_, key)| key_matches(s.key, key))
+                        .map(|&(pid, _)| pid),
+                );
             }
         }
         set.into_iter().collect()
     }
 }
 
-/// The shmids of the SysV mappings in one maps file.
-fn sysv_shmids(maps: &str) -> impl Iterator<Item = i64> + '_ {
+/// Whether a mapping named after `mapped` can be of a segment whose key is now `segment` (0
+/// once removed: any name then).
+fn key_matches(segment: i32, mapped: u32) -> bool {
+    segment == 0 || segment as u32 == mapped
+}
+
+/// The SysV mappings in one maps file: shmid (the inode) and the key in the name.
+fn sysv_mappings(maps: &str) -> impl Iterator<Item = (i64, u32)> + '_ {
     maps.lines().filter_map(|line| {
         // address perms offset dev inode pathname
         let mut f = line.split_ascii_whitespace();
         let inode = f.nth(4)?;
         let name = f.next()?;
-        if !name.starts_with("/SYSV") {
-            return None;
-        }
-        inode.parse().ok()
+        let key = u32::from_str_radix(name.strip_prefix("/SYSV")?, 16).ok()?;
+        Some((inode.parse().ok()?, key))
     })
 }
 
@@ -137,7 +169,21 @@ mod tests {
 7f3a1c100000-7f3a1c101000 r--s 00000000 00:01 0     /SYSV2701abcd (deleted)
 7f3a1c200000-7f3a1c201000 rw-p 00000000 00:00 0
 ";
-        assert_eq!(sysv_shmids(maps).collect::<Vec<_>>(), [32770, 0]);
+        assert_eq!(
+            sysv_mappings(maps).collect::<Vec<_>>(),
+            [(32770, 0x6101_abcd), (0, 0x2701_abcd)]
+        );
+    }
+
+    #[test]
+    fn mappings_must_carry_the_segments_key_unless_removed() {
+        assert!(key_matches(0x6101_abcd, 0x6101_abcd));
+        assert!(!key_matches(0x6101_abcd, 0x6201_abcd));
+        assert!(key_matches(-1, 0xffff_ffff));
+        assert!(
+            key_matches(0, 0x6101_abcd),
+            "a removed segment's key reads 0"
+        );
     }
 
     #[test]

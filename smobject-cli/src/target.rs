@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use smobject::inspect::{self, Pair};
-use smobject::Key;
+use smobject::{ErrorKind, Key};
 
 use crate::fmt::{fmt_id, fmt_key};
 use crate::Failure;
@@ -81,8 +81,9 @@ pub(crate) enum Filter {
 impl Filter {
     /// Pairs made for `path`.
     pub(crate) fn from_path(path: &PathBuf) -> Result<Filter, Failure> {
-        // Through `Key::from_path` for smobject's own "key file not found" error and hint.
-        let key = Key::from_path(path, smobject::ID_MIN)?;
+        // Through `Key::from_path` for smobject's own checks and hints; its error would name
+        // the id used here, which the user never gave: reworded to name the path only.
+        let key = Key::from_path(path, smobject::ID_MIN).map_err(|e| key_file_failure(path, &e))?;
         let meta = std::fs::metadata(path)
             .map_err(|e| Failure::Usage(format!("cannot examine {}: {e}", path.display())))?;
         Ok(Filter::File {
@@ -106,6 +107,26 @@ impl Filter {
             },
         }
     }
+}
+
+/// `key file not found (path P): ...; hint: ...`: a key file error naming the path alone.
+fn key_file_failure(path: &Path, e: &smobject::Error) -> Failure {
+    let what = match (e.kind(), e.errno()) {
+        (ErrorKind::PathNotFound, _) => {
+            format!(
+                "{} does not exist; ftok needs an existing file",
+                path.display()
+            )
+        }
+        (_, Some(errno)) => format!("ftok: {}", std::io::Error::from_raw_os_error(errno)),
+        (_, None) => "ftok failed".into(),
+    };
+    let mut m = format!("{} (path {}): {what}", e.kind(), path.display());
+    if let Some(hint) = e.hint_text() {
+        m.push_str("; hint: ");
+        m.push_str(hint);
+    }
+    Failure::Other(m)
 }
 
 /// A project id: exactly one ASCII character (its range is checked by `Key::from_path`, so
@@ -136,6 +157,18 @@ pub(crate) fn parse_key(s: &str) -> Result<i32, String> {
         return Err("key 0 is IPC_PRIVATE, never a smobject key".into());
     }
     Ok(v as i32)
+}
+
+/// `watch --count N`: a number of samples, at least 1 (0 would print nothing, or, without
+/// `--json`, still one sample: refused rather than guessed).
+pub(crate) fn parse_count(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(0) => {
+            Err("0 samples: give at least 1 (or omit --count to run until interrupted)".into())
+        }
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a number of samples (at least 1)")),
+    }
 }
 
 /// `1s`, `200ms`, `0.5` (seconds); at least 1 ms, at most a day.
@@ -182,6 +215,15 @@ mod tests {
         assert!(parse_key("0x").is_err());
         assert!(parse_key("zzz").is_err());
         assert!(parse_key("0x1ffffffff").is_err());
+    }
+
+    #[test]
+    fn counts_are_at_least_one() {
+        assert_eq!(parse_count("1"), Ok(1));
+        assert_eq!(parse_count("20"), Ok(20));
+        assert!(parse_count("0").is_err());
+        assert!(parse_count("-1").is_err());
+        assert!(parse_count("x").is_err());
     }
 
     #[test]

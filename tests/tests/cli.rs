@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use smobject::{shared_memory, Shared, SharedStruct};
 use tests::structs::Telemetry;
-use tests::{nattch, smobject_exe, Helper, KeyFile, WAIT};
+use tests::{helper_exe, nattch, smobject_exe, Helper, KeyFile, WAIT};
 
 /// What one run of the command did.
 #[derive(Debug)]
@@ -59,7 +59,20 @@ impl Run {
 
 /// Runs `smobject ARGS...`, at most [`WAIT`].
 fn smobject(args: &[&str]) -> Run {
-    let mut child = Command::new(smobject_exe())
+    smobject_via(&[], args)
+}
+
+/// Runs `PREFIX... smobject ARGS...` (e.g. behind `setpriv` or `nsenter`), at most [`WAIT`].
+fn smobject_via(prefix: &[&str], args: &[&str]) -> Run {
+    let mut cmd = match prefix.split_first() {
+        None => Command::new(smobject_exe()),
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(smobject_exe());
+            c
+        }
+    };
+    let mut child = cmd
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -1148,4 +1161,234 @@ fn an_untyped_object_has_no_schema_for_get_set_or_inspect() {
     assert_eq!(w.ok("ctr"), "1", "the failed attaches left the count alone");
     w.exit();
     assert!(kf.is_clean(b'u'));
+}
+
+/// Whether this process may make IPC namespaces and enter them (`unshare`, `nsenter`: root).
+fn ipc_namespaces_available() -> bool {
+    let ok = |p: &str, a: &[&str]| {
+        Command::new(p)
+            .args(a)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    ok("unshare", &["--ipc", "true"]) && ok("nsenter", &["--version"])
+}
+
+#[test]
+fn ls_and_inspect_list_only_the_pids_of_the_callers_ipc_namespace() {
+    if !ipc_namespaces_available() {
+        eprintln!("NOTE: needs root, unshare and nsenter; skipped");
+        return;
+    }
+    let kf = KeyFile::new("cli-ns");
+    let key = kf.key(b'a');
+    // Two producers of the same object (same key file and id), each in a fresh IPC namespace
+    // of its own: the same creation in two empty namespaces gives the same shmids, so the
+    // number alone cannot tell their attachments apart.
+    let in_fresh_namespace = || {
+        let mut cmd = Command::new("unshare");
+        cmd.arg("--ipc")
+            .arg(helper_exe())
+            .args(["t-produce", &kf.arg(), "a"]);
+        let mut h = Helper::spawn_with(&mut cmd); // unshare execs: the helper keeps its pid
+        assert_eq!(h.line(), "ok");
+        h
+    };
+    let (ours, other) = (in_fresh_namespace(), in_fresh_namespace());
+    let ns_of = |h: &Helper| format!("--ipc=/proc/{}/ns/ipc", h.pid());
+    let (ours_ns, other_ns) = (ns_of(&ours), ns_of(&other));
+    let ls_in = |ns: &str| {
+        let run = smobject_via(
+            &["nsenter", ns],
+            &["ls", "--json", "--key", &hex(key.raw())],
+        );
+        ls_json(run.ok(), key.raw())
+    };
+    let (a, b) = (ls_in(&ours_ns), ls_in(&other_ns));
+    assert_eq!(
+        (&a["data_shmid"], &a["counter_shmid"]),
+        (&b["data_shmid"], &b["counter_shmid"]),
+        "the shmids must collide for this test to mean anything"
+    );
+    assert_eq!(a["pids"], json!([ours.pid()]), "{a}");
+    assert_eq!(b["pids"], json!([other.pid()]), "{b}");
+    assert_eq!(a["nattch"], 1);
+
+    // The table's PIDS column, inspect's attached pids, and rm's refusal.
+    let run = smobject_via(&["nsenter", &ours_ns], &["ls", "--key", &hex(key.raw())]);
+    assert_eq!(ls_row(run.ok(), key.raw())[8], ours.pid().to_string());
+    let run = smobject_via(&["nsenter", &ours_ns], &["inspect", &kf.arg(), "a"]);
+    let line = run
+        .ok()
+        .lines()
+        .find_map(|l| l.strip_prefix("attached pids"))
+        .unwrap_or_else(|| panic!("no `attached pids` line: {run:#?}"))
+        .trim()
+        .to_owned();
+    assert!(line.starts_with(&format!("{} (", ours.pid())), "{line}");
+    assert!(!line.contains(&other.pid().to_string()), "{line}");
+    let run = smobject_via(&["nsenter", &ours_ns], &["rm", &kf.arg(), "a"]);
+    let err = run.fails(1);
+    assert!(
+        err.contains(&format!("attached: pid {} (", ours.pid())),
+        "{err}"
+    );
+    assert!(!err.contains(&other.pid().to_string()), "{err}");
+
+    // Nothing in the test's own namespace; each namespace (and its pair) goes with its process.
+    assert!(kf.is_clean(b'a'));
+    finish_producer(ours);
+    finish_producer(other);
+}
+
+#[test]
+fn rm_force_by_path_holds_the_key_file_lock_for_at_most_10_s() {
+    let kf = KeyFile::new("cli-rm-lock");
+    let mut f = Helper::worker(&kf, b'f', 64);
+    let mut k = Helper::worker(&kf, b'k', 64);
+    f.ok("create");
+    k.ok("create");
+    // Another process holds the key file's flock, as a stopped creator would (one process:
+    // the shell that locks its fd 9 becomes the `sleep` holding it).
+    let script = format!("exec 9<'{}'; flock 9; echo locked; exec sleep 30", kf.arg());
+    let mut holder = Helper::spawn_with(Command::new("sh").args(["-c", &script]));
+    assert_eq!(holder.line(), "locked");
+
+    let start = Instant::now();
+    let run = smobject(&["rm", "--force", &kf.arg(), "f"]);
+    let waited = start.elapsed();
+    let err = run.fails(1);
+    assert!(
+        err.starts_with("error: the key file's lock was not free within 10s"),
+        "{err}"
+    );
+    assert!(err.contains(&kf.arg()) && err.contains("'f'"), "{err}");
+    assert!(err.contains("rm --force --key"), "{err}");
+    assert!(
+        waited >= Duration::from_millis(9_500),
+        "gave up after {waited:?}"
+    );
+    assert!(!kf.is_clean(b'f'), "removed without the lock");
+
+    // By key, no lock is taken: removed at once, lock held or not.
+    let start = Instant::now();
+    let run = smobject(&["rm", "--force", "--key", &hex(kf.key(b'k').raw())]);
+    assert!(run.ok().starts_with("removed "), "{run:#?}");
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(kf.is_clean(b'k'));
+
+    // Once the holder is gone, the lock is free and the removal goes through.
+    drop(holder);
+    let run = smobject(&["rm", "--force", &kf.arg(), "f"]);
+    let out = run.ok();
+    assert!(out.starts_with("removed "), "{out}");
+    assert!(out.contains("1 attachment(s) remain"), "{out}");
+    assert!(kf.is_clean(b'f'));
+    f.exit();
+    k.exit();
+}
+
+#[test]
+fn a_pair_this_user_may_not_read_is_unreadable_not_corrupt() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 || Command::new("setpriv").arg("--version").output().is_err()
+    {
+        eprintln!("NOTE: needs root and setpriv; skipped");
+        return;
+    }
+    let kf = KeyFile::new("cli-unreadable");
+    let key = kf.key(b'u');
+    // A healthy, live object of root's, mode 0600: nobody may not attach it to read the header.
+    let shared = Shared::<Telemetry>::create_at(kf.path(), b'u').unwrap();
+    shared.write(|t| t.seq = 1);
+    let nobody = [
+        "setpriv",
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+    ];
+    let k = hex(key.raw());
+
+    let run = smobject_via(&nobody, &["ls", "--key", &k]);
+    let row = ls_row(run.ok(), key.raw());
+    assert_eq!(row[9], "unreadable", "{row:?}");
+    assert!(run.stderr.contains("permission"), "{run:#?}");
+    assert!(!run.stdout.contains("corrupt"), "{run:#?}");
+
+    let run = smobject_via(&nobody, &["ls", "--json", "--key", &k]);
+    let o = ls_json(run.ok(), key.raw());
+    assert_eq!(o["state"], "unreadable", "{o}");
+    assert!(
+        o["header_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("permission denied")),
+        "{o}"
+    );
+
+    for target in [
+        vec![kf.arg(), "u".to_owned()],
+        vec!["--key".to_owned(), k.clone()],
+    ] {
+        let mut args = vec!["inspect"];
+        args.extend(target.iter().map(String::as_str));
+        let run = smobject_via(&nobody, &args);
+        let out = run.ok();
+        assert!(out.starts_with("state         unreadable\n"), "{out}");
+        assert!(out.contains("run as their owner or as root"), "{out}");
+        assert!(!out.contains("corrupt"), "{out}");
+    }
+
+    // Root (the owner) still sees it live.
+    let run = smobject(&["ls", "--json", "--key", &k]);
+    assert_eq!(ls_json(run.ok(), key.raw())["state"], "live");
+    drop(shared);
+    assert!(kf.is_clean(b'u'));
+}
+
+#[test]
+fn watch_refuses_count_0_with_and_without_json() {
+    let kf = KeyFile::new("cli-watch-0");
+    let p = producer(&kf, b'z');
+    let path = kf.arg();
+    for json in [false, true] {
+        let mut args = vec!["watch", &path, "z", "--count", "0"];
+        if json {
+            args.push("--json");
+        }
+        let run = smobject(&args);
+        let err = run.fails(2);
+        assert!(err.contains("--count"), "{args:?}: {err}");
+        assert_eq!(run.stdout, "", "{args:?}: printed something: {run:#?}");
+    }
+    // `--count 1`: one sample either way.
+    let run = smobject(&["watch", &path, "z", "--count", "1", "--interval", "10ms"]);
+    assert_eq!(
+        run.ok().lines().count(),
+        3,
+        "title, header, 1 sample: {run:#?}"
+    );
+    let run = smobject(&["watch", &path, "z", "--json", "--count", "1"]);
+    assert_eq!(run.ok().lines().count(), 1, "{run:#?}");
+    finish_producer(p);
+    assert!(kf.is_clean(b'z'));
+}
+
+#[test]
+fn a_missing_key_file_for_ls_or_gc_is_named_without_an_invented_id() {
+    for cmd in ["ls", "gc"] {
+        let run = smobject(&[cmd, "--path", "/no/such/file"]);
+        let err = run.fails(1);
+        assert!(
+            err.starts_with("error: key file not found (path /no/such/file)"),
+            "{cmd}: {err}"
+        );
+        assert!(err.contains("hint:"), "{cmd}: {err}");
+        assert!(
+            !err.contains("id '"),
+            "{cmd}: an id the user never gave: {err}"
+        );
+        assert_eq!(run.stdout, "", "{cmd}: {run:#?}");
+    }
 }
