@@ -2,14 +2,19 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::time::Duration;
 
 use smobject::{DynObject, ErrorKind};
 
 use crate::Failure;
 
+/// How long `set` waits for the writer lock before it gives up, writing nothing.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// `smobject set PATH ID FIELD=VALUE...`: every assignment parsed by the object's schema and
 /// range-checked, then all of them in **one** locked write (one new version, waiters woken
-/// once). If any is invalid, nothing is written. Prints `version N`, the new version.
+/// once). If any is invalid, nothing is written; nor if the writer lock is not free within
+/// [`LOCK_TIMEOUT`]. Prints `version N`, the new version.
 pub(crate) fn run(
     out: &mut impl Write,
     path: &Path,
@@ -17,7 +22,9 @@ pub(crate) fn run(
     assignments: &[String],
 ) -> Result<(), Failure> {
     let object = DynObject::access_at(path, id)?;
-    match object.set(assignments) {
+    // A process holding a write guard (a stopped writer, a leaked guard) must not hang the
+    // command: the same bound as the key file's lock.
+    match object.set_timeout(assignments, LOCK_TIMEOUT) {
         Ok(version) => {
             writeln!(out, "version {version}")?;
             Ok(())

@@ -385,6 +385,17 @@ impl DynObject {
         self.write(&values)
     }
 
+    /// [`set`](Self::set), waiting at most `timeout` for the writer lock: for tools that must
+    /// not hang behind a process that holds a write guard (`smobject set`).
+    ///
+    /// # Errors
+    /// As [`set`](Self::set), and [`Timeout`](ErrorKind::Timeout) (nothing written) if the
+    /// lock was not free in time.
+    pub fn set_timeout<S: AsRef<str>>(&self, assignments: &[S], timeout: Duration) -> Result<u64> {
+        let values = self.parse_assignments(assignments)?;
+        self.write_until(&values, crate::sync::deadline_after(timeout))
+    }
+
     /// Sets fields or elements by path in **one** locked write (one publish: waiters wake
     /// once); the other bytes keep their value. Every assignment is checked first (path, type,
     /// range); if any is invalid nothing is written. Returns the new version.
@@ -393,6 +404,14 @@ impl DynObject {
     /// [`InvalidValue`](ErrorKind::InvalidValue) naming the field; lock errors as
     /// [`Shared::lock`](crate::Shared::lock).
     pub fn write(&self, assignments: &[(String, Value)]) -> Result<u64> {
+        self.write_until(assignments, None)
+    }
+
+    fn write_until(
+        &self,
+        assignments: &[(String, Value)],
+        deadline: Option<Instant>,
+    ) -> Result<u64> {
         // Every assignment is resolved and checked first, on a throw-away buffer the size of
         // its field: path, type and range errors do not depend on the current value, so no
         // lock is taken for invalid input. (Encoded again under the lock, onto the current
@@ -406,7 +425,7 @@ impl DynObject {
             schema::encode_value(ty, v, path, &mut trial).map_err(invalid)?;
             resolved.push((offset, ty));
         }
-        self.write_with(|bytes| {
+        self.write_with(deadline, |bytes| {
             for ((path, v), &(offset, ty)) in assignments.iter().zip(&resolved) {
                 schema::encode_value(ty, v, path, &mut bytes[offset..]).map_err(invalid)?;
             }
@@ -442,7 +461,7 @@ impl DynObject {
                 self.region.len
             )));
         }
-        self.write_with(|dst| {
+        self.write_with(None, |dst| {
             dst[..bytes.len()].copy_from_slice(bytes);
             if let Some(o) = origin {
                 self.region.set_origin(o.version, o.published_unix_ns);
@@ -466,13 +485,17 @@ impl DynObject {
 
     /// Runs `change` on a private copy of the value under the writer lock and publishes it,
     /// or publishes nothing if `change` fails (callers validate before, so it does not).
-    fn write_with(&self, change: impl FnOnce(&mut [u8]) -> Result<()>) -> Result<u64> {
+    fn write_with(
+        &self,
+        deadline: Option<Instant>,
+        change: impl FnOnce(&mut [u8]) -> Result<()>,
+    ) -> Result<u64> {
         let len = self.region.len;
         let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
         let ptr = scratch.as_mut_ptr().cast::<u8>();
         // SAFETY: `scratch` has room for `len` bytes (whole words, so 8-aligned) and is private
         // to us: the process-local mutex is held, and it is only used under it.
-        let state = unsafe { self.region.begin_write(ptr, &self.scratch_seq, None) }
+        let state = unsafe { self.region.begin_write(ptr, &self.scratch_seq, deadline) }
             .map_err(|e| e.with_key(self.key()))?;
         // SAFETY: `begin_write` filled the first `len` bytes of the buffer (initialised
         // `u64`s, so any bytes), which nobody else accesses while we hold both locks.

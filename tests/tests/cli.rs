@@ -890,6 +890,35 @@ fn get_set_and_inspect_reach_nested_fields_by_dotted_paths() {
 }
 
 #[test]
+fn set_gives_up_after_10_s_when_another_process_holds_the_writer_lock() {
+    let kf = KeyFile::new("cli-set-held");
+    let p = producer(&kf, b'h'); // version 1: seq 42
+    let path = kf.arg();
+    let holder = Shared::<Telemetry>::access_at(kf.path(), b'h').unwrap();
+    let guard = holder.lock().unwrap();
+    let start = Instant::now();
+    let run = smobject(&["set", &path, "h", "seq=7"]);
+    let took = start.elapsed();
+    let err = run.fails(1);
+    assert!(
+        err.contains("not free") && err.contains(&path) && err.contains("hint:"),
+        "{err}"
+    );
+    assert!(
+        took >= Duration::from_millis(9500),
+        "gave up after {took:?}"
+    );
+    assert_eq!(holder.version(), 1, "nothing was written");
+    // The guard publishes when it drops (version 2); then the same command writes.
+    drop(guard);
+    assert_eq!(smobject(&["set", &path, "h", "seq=7"]).ok(), "version 3\n");
+    assert_eq!(holder.read().seq, 7);
+    drop(holder);
+    finish_producer(p);
+    assert!(kf.is_clean(b'h'));
+}
+
+#[test]
 fn set_writes_every_assignment_in_one_version_or_nothing() {
     let kf = KeyFile::new("cli-set");
     let p = producer(&kf, b's'); // version 1: seq 42, pos [1.5, -2.5, 3.25], status 7
