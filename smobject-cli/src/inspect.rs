@@ -3,10 +3,10 @@
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 
-use smobject::inspect::{self, HeaderInfo, Pair, Segment};
+use smobject::inspect::{self, HeaderInfo, Pair, PairState, Segment};
 
 use crate::fmt::{fmt_age, fmt_elapsed, fmt_key, fmt_mode, hexdump, now_unix, Table};
-use crate::ls::{unreadable, UNREADABLE, UNREADABLE_HINT};
+use crate::ls::UNREADABLE_HINT;
 use crate::procfs::{describe_pid, describe_pids, running, Attachments, Users};
 use crate::target::Target;
 use crate::Failure;
@@ -16,13 +16,7 @@ pub(crate) fn run(out: &mut impl Write, target: &Target, hex: bool) -> Result<()
     let pair = target.pair()?;
     let users = Users::load();
     let pids = Attachments::scan().pids(pair.data.iter().chain(pair.counter.iter()));
-    let unreadable = unreadable(&pair);
-    let state = if unreadable {
-        UNREADABLE.to_owned()
-    } else {
-        pair.state.to_string()
-    };
-    field(out, "state", state)?;
+    field(out, "state", pair.state.to_string())?;
     field(
         out,
         "data",
@@ -36,7 +30,7 @@ pub(crate) fn run(out: &mut impl Write, target: &Target, hex: bool) -> Result<()
     field(out, "attached pids", describe_pids(&pids))?;
     match &pair.header {
         None => field(out, "header", "none: the counter segment is missing")?,
-        Some(Err(e)) if unreadable => field(
+        Some(Err(e)) if pair.state == PairState::Unreadable => field(
             out,
             "header",
             format!("unreadable: {e}\n{:14}{UNREADABLE_HINT}", "hint"),

@@ -4,7 +4,6 @@ use std::io::Write;
 
 use serde_json::{json, Value};
 use smobject::inspect::{self, HeaderInfo, Pair, PairState};
-use smobject::ErrorKind;
 
 use crate::fmt::{fmt_age, fmt_elapsed, fmt_key, fmt_mode, now_unix, Table};
 use crate::procfs::{Attachments, Users};
@@ -21,8 +20,6 @@ pub(crate) struct View {
     pub(crate) owner: Option<String>,
     /// Seconds since creation (header's time, else the segment's ctime).
     pub(crate) age: Option<i64>,
-    /// This user may not read the header: the state is unknown (see [`unreadable`]).
-    pub(crate) unreadable: bool,
 }
 
 impl View {
@@ -35,7 +32,6 @@ impl View {
             _ => seg.map(|s| s.ctime),
         };
         View {
-            unreadable: unreadable(&pair),
             owner,
             age: created.map(|c| now_unix() - c),
             pids,
@@ -55,9 +51,6 @@ impl View {
     /// The pair's state; a live pair whose writer lock is held for good by a leaked write guard
     /// (a handle that kept its mapping, counted in the header) shows as `held`.
     pub(crate) fn state(&self) -> String {
-        if self.unreadable {
-            return UNREADABLE.into();
-        }
         match header(&self.pair) {
             Some(h) if h.leaked_guards > 0 && self.pair.state == PairState::Live => {
                 format!("held({})", h.leaked_guards)
@@ -165,32 +158,9 @@ impl View {
     }
 }
 
-/// The state shown for a pair whose header this user may not read.
-pub(crate) const UNREADABLE: &str = "unreadable";
-
-/// What to do about an unreadable pair.
+/// What to do about a pair in state `unreadable` (this user may not read its header).
 pub(crate) const UNREADABLE_HINT: &str =
     "this user may not read the segments (see their owner and mode): run as their owner or as root to see the state";
-
-/// Whether the pair's header could not be read for lack of permission (this user may not
-/// attach the counter segment, e.g. another user's `0600` object): its state is then unknown,
-/// not `corrupt`. Asks the kernel again, for the error's kind.
-pub(crate) fn unreadable(p: &Pair) -> bool {
-    p.state == PairState::Corrupt
-        && matches!(p.header, Some(Err(_)))
-        && p.counter.as_ref().is_some_and(|c| {
-            matches!(inspect::read_header(c.shmid), Err(e) if e.kind() == ErrorKind::PermissionDenied)
-        })
-}
-
-/// The pair's state as shown: `unreadable` (see [`unreadable`]), else smobject's.
-pub(crate) fn state_name(p: &Pair) -> String {
-    if unreadable(p) {
-        UNREADABLE.into()
-    } else {
-        p.state.to_string()
-    }
-}
 
 /// The header if it was read and is valid.
 pub(crate) fn header(p: &Pair) -> Option<&HeaderInfo> {
@@ -248,10 +218,13 @@ pub(crate) fn run(out: &mut impl Write, filter: &Filter, json: bool) -> Result<(
         // On stderr: the table on stdout stays one header line plus one line per pair.
         eprintln!("note: {stale} stale pair(s), nobody attached; `smobject gc` removes them");
     }
-    let unreadable = views.iter().filter(|v| v.unreadable).count();
+    let unreadable = views
+        .iter()
+        .filter(|v| v.pair.state == PairState::Unreadable)
+        .count();
     if unreadable > 0 {
         eprintln!(
-            "note: {unreadable} pair(s) {UNREADABLE} (permission denied reading the header); hint: {UNREADABLE_HINT}"
+            "note: {unreadable} pair(s) unreadable (permission denied reading the header); hint: {UNREADABLE_HINT}"
         );
     }
     Ok(())

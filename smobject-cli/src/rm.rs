@@ -1,10 +1,7 @@
 //! `smobject rm`: removes both segments of one pair.
 
-use std::fs::File;
 use std::io::Write;
-use std::os::unix::io::AsRawFd;
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use smobject::inspect;
 use smobject::{ErrorKind, Key};
@@ -16,7 +13,8 @@ use crate::target::Target;
 use crate::Failure;
 
 /// How long `rm PATH ID` waits for the key file's lock: smobject's own bound (its default
-/// `Options::lock_timeout`), so a stuck lock holder cannot hang the command.
+/// `Options::lock_timeout`, which `inspect::remove` uses), so a stuck lock holder cannot hang
+/// the command.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `smobject rm`. Given `PATH ID`, removal (with or without `--force`) holds the key file's
@@ -67,76 +65,31 @@ fn removed(out: &mut impl Write, view: &View) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `rm --force PATH ID`: removes the pair, attached or not, holding the key file's lock so that
-/// no process is in the middle of creating or attaching it. Waits at most [`LOCK_TIMEOUT`]; a
-/// lock still held then is an error whose hint is `--force --key` (which takes no lock).
+/// `rm --force PATH ID`: removes the pair, attached or not, holding the key file's lock (the
+/// library's `remove` takes it, waiting at most [`LOCK_TIMEOUT`]). A lock still held then is an
+/// error whose hint is `--force --key` (which takes no lock).
 fn force_remove_locked(
     out: &mut impl Write,
     key: &Key,
     target: &Target,
     view: &View,
 ) -> Result<(), Failure> {
-    let lock_failure = |why: String, hint: &str| {
-        Failure::Other(format!(
-            "{why} ({}); hint: {hint}; to remove the pair without the lock: `smobject rm --force --key {}`",
-            target.describe(),
-            fmt_key(target.data_key)
-        ))
-    };
-    let _lock = match lock_key_file(key.path(), LOCK_TIMEOUT) {
-        Ok(Some(file)) => file,
-        Ok(None) => {
-            return Err(lock_failure(
-                format!("the key file's lock was not free within {LOCK_TIMEOUT:?}"),
-                "another process holds the key file's flock: is one stopped (SIGSTOP) or stuck in a debugger? (see `lslocks`)",
-            ))
-        }
-        Err(e) => {
-            return Err(lock_failure(
-                format!("cannot lock the key file: {e}"),
-                "the key file must exist and be readable by this user",
-            ))
-        }
-    };
-    // Holding the lock (until `_lock` drops): removed by key, so smobject's `remove` does not
-    // try to take the lock a second time.
-    match inspect::remove_key(target.data_key, true) {
+    match inspect::remove(key.path(), key.id(), true) {
         Ok(()) => removed(out, view),
         Err(e) if e.kind() == ErrorKind::NotFound => Err(Failure::NotFound(target.describe())),
+        Err(e) if e.kind() == ErrorKind::Timeout => Err(Failure::Other(format!(
+            "the key file's lock was not free within {LOCK_TIMEOUT:?} ({}); hint: {}; to remove the pair without the lock: `smobject rm --force --key {}`",
+            target.describe(),
+            e.hint_text().unwrap_or_default(),
+            fmt_key(target.data_key)
+        ))),
         Err(e) => Err(Failure::Context(
             e,
-            format!("removing {}", target.describe()),
+            format!(
+                "removing {}; to remove the pair without the key file's lock: `smobject rm --force --key {}`",
+                target.describe(),
+                fmt_key(target.data_key)
+            ),
         )),
-    }
-}
-
-/// An exclusive `flock` on `path` (held until the file returned is dropped), trying until
-/// `timeout`: `Ok(None)` if it was not free by then. Opened non-blocking, so a key file that is
-/// a FIFO cannot block the open itself.
-fn lock_key_file(path: &Path, timeout: Duration) -> std::io::Result<Option<File>> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
-    let start = Instant::now();
-    let mut pause = Duration::from_millis(1);
-    loop {
-        // SAFETY: flock takes no pointers; the descriptor is owned by `file`, open for the
-        // whole call.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok(Some(file));
-        }
-        let e = std::io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EWOULDBLOCK) => {}
-            Some(libc::EINTR) => continue,
-            _ => return Err(e),
-        }
-        if start.elapsed() >= timeout {
-            return Ok(None);
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(20));
     }
 }

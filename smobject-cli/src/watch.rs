@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use smobject::{inspect, DynObject};
 
-use crate::ls::{header, state_name};
+use crate::ls::header;
 use crate::target::Target;
 use crate::Failure;
 
@@ -65,7 +65,7 @@ pub(crate) fn run(
             )?;
             prev = Some((h.nonce, h.version, now));
         } else {
-            let state = pair.map_or_else(|| "absent".to_owned(), |p| state_name(&p));
+            let state = pair.map_or_else(|| "absent".to_owned(), |p| p.state.to_string());
             writeln!(
                 out,
                 "{elapsed:>9}  {:>12}  {:>10}  {:>8}  {state:<7}  -",

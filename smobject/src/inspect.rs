@@ -330,8 +330,12 @@ pub enum PairState {
     Stale,
     /// One of the two segments is missing.
     Half,
-    /// The header is missing, unreadable or invalid.
+    /// The header is missing, invalid or not initialised (or unreadable for another reason
+    /// than permissions).
     Corrupt,
+    /// This user may not read the header (e.g. another user's `0600` object): the state is
+    /// unknown, not broken.
+    Unreadable,
 }
 
 impl std::fmt::Display for PairState {
@@ -341,6 +345,7 @@ impl std::fmt::Display for PairState {
             Self::Stale => "stale",
             Self::Half => "half",
             Self::Corrupt => "corrupt",
+            Self::Unreadable => "unreadable",
         })
     }
 }
@@ -389,9 +394,7 @@ pub fn pairs() -> Result<Vec<Pair>> {
         }
         let ck = counter_key_of(s.key);
         let counter = by_key(ck);
-        let header = counter
-            .as_ref()
-            .map(|c| read_header(c.shmid).map_err(|e| e.to_string()));
+        let header = counter.as_ref().map(|c| read_header(c.shmid));
         if !matches!(header, Some(Ok(ref h)) if h.valid) && counter.is_none() {
             continue; // an unrelated segment whose key happens to have a letter on top
         }
@@ -424,7 +427,7 @@ fn make_pair(
     id: u8,
     data: Option<Segment>,
     counter: Option<Segment>,
-    header: Option<std::result::Result<HeaderInfo, String>>,
+    header: Option<Result<HeaderInfo>>,
 ) -> Pair {
     let attached = data.as_ref().map_or(0, |d| d.nattch) + counter.as_ref().map_or(0, |c| c.nattch);
     let state = match (&data, &counter, &header) {
@@ -436,8 +439,10 @@ fn make_pair(
                 PairState::Live
             }
         }
+        (_, _, Some(Err(e))) if e.kind() == ErrorKind::PermissionDenied => PairState::Unreadable,
         _ => PairState::Corrupt,
     };
+    let header = header.map(|h| h.map_err(|e| e.to_string()));
     Pair {
         data_key,
         counter_key,
@@ -461,21 +466,19 @@ pub fn pair_by_key(data_key: i32) -> Result<Option<Pair>> {
     if data.is_none() && counter.is_none() {
         return Ok(None);
     }
-    let header = counter
-        .as_ref()
-        .map(|c| read_header(c.shmid).map_err(|e| e.to_string()));
+    let header = counter.as_ref().map(|c| read_header(c.shmid));
     let id = ((data_key as u32) >> 24) as u8;
     Ok(Some(make_pair(data_key, ck, id, data, counter, header)))
 }
 
-/// Removes both segments of the pair under `(path, id)`. Without `force`, only a pair nobody
-/// is attached to, holding the key file's lock (so no process can attach meanwhile). With
-/// `force`, whoever is attached, and without the lock (the command `smobject rm --force PATH
-/// ID` takes the lock itself first, with a time-out); attached processes keep their mappings,
-/// and the memory goes when they detach.
+/// Removes both segments of the pair under `(path, id)`, holding the key file's lock (so no
+/// process can attach meanwhile; waiting for it at most the default lock time-out, 10 s).
+/// Refuses a pair with processes attached unless `force` (attached processes keep their
+/// mappings; the memory goes when they detach).
 ///
 /// # Errors
-/// [`ErrorKind::InUse`] (without `force`), [`ErrorKind::NotFound`], key errors.
+/// [`ErrorKind::InUse`] (without `force`), [`ErrorKind::NotFound`],
+/// [`ErrorKind::Timeout`] (the lock was not free in time), key errors.
 pub fn remove(path: impl AsRef<Path>, id: u8, force: bool) -> Result<()> {
     let key = Key::from_path(path, id)?;
     if !force {
@@ -490,7 +493,7 @@ pub fn remove(path: impl AsRef<Path>, id: u8, force: bool) -> Result<()> {
             }
         });
     }
-    remove_key(key.raw(), true).map_err(|e| e.with_key(&key))
+    crate::object::remove_forced(&key, &Options::new())
 }
 
 /// Removes both segments under a raw data key (and its counter key), without the key file's

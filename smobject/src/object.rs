@@ -1073,6 +1073,14 @@ pub fn remove_stale_with(key: &Key, opts: &Options) -> Result<bool> {
     Ok(true)
 }
 
+/// Removes the pair under `key` whoever is attached, holding the key file's lock (waiting at
+/// most `opts`' lock time-out), so that no process is creating or attaching it meanwhile.
+pub(crate) fn remove_forced(key: &Key, opts: &Options) -> Result<()> {
+    let file = open_key_file(key)?;
+    let _lock = KeyLock::take(&file, key, opts.lock_timeout)?;
+    crate::inspect::remove_key(key.raw(), true).map_err(|e| e.with_key(key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
