@@ -1132,14 +1132,7 @@ fn scalar_bytes(s: Scalar, v: &Value) -> Result<[u8; 16], String> {
         _ => return Err(format!("{} given", kind_of(v))),
     };
     if !fits {
-        let (min, max) = if s.is_signed() {
-            (
-                (i128::MIN >> (128 - bits)).to_string(),
-                (i128::MAX >> (128 - bits)).to_string(),
-            )
-        } else {
-            ("0".to_owned(), (u128::MAX >> (128 - bits)).to_string())
-        };
+        let (min, max) = int_range(s);
         return Err(format!("{v} is out of range ({min}..={max})"));
     }
     let bits128 = match *v {
@@ -1256,6 +1249,9 @@ impl TextParser<'_> {
                         let f = s.field(&name).ok_or_else(|| {
                             format!("`{what}` is a `{}`, which has no field `{name}`", s.name)
                         })?;
+                        if fields.iter().any(|(n, _)| *n == name) {
+                            return Err(format!("`{what}`: field `{name}` is given twice"));
+                        }
                         let v = self.value(&f.ty, &format!("{what}.{name}"))?;
                         fields.push((name, v));
                         if self.eat(b'}') {
@@ -1286,20 +1282,40 @@ impl TextParser<'_> {
             return Err(format!("`{what}` is a `{s}`: a number is missing"));
         }
         if s.is_float() {
-            return tok
+            let x = tok
                 .parse::<f64>()
-                .map(Value::Float)
-                .map_err(|_| format!("`{what}` is a `{s}`: `{tok}` is not a number"));
+                .map_err(|_| format!("`{what}` is a `{s}`: `{tok}` is not a number"))?;
+            return float_literal_fits(s, tok, x)
+                .map(|()| Value::Float(x))
+                .map_err(|range| {
+                    format!("`{what}` is a `{s}`: `{tok}` is out of range ({range})")
+                });
         }
-        let (neg, digits) = tok.strip_prefix('-').map_or((false, tok), |d| (true, d));
+        let not_int = || format!("`{what}` is a `{s}`: `{tok}` is not an integer");
+        let signless = tok.strip_prefix('+').unwrap_or(tok);
+        let (neg, digits) = signless
+            .strip_prefix('-')
+            .filter(|_| signless.len() == tok.len())
+            .map_or((false, signless), |d| (true, d));
         let (radix, digits) = match digits.get(..2) {
             Some("0x" | "0X") => (16, &digits[2..]),
             Some("0b" | "0B") => (2, &digits[2..]),
             _ => (10, digits),
         };
+        // `_` separates digits (`1_000`); it cannot stand first, and no second sign may
+        // follow, which `from_str_radix` alone would accept (`0x+5`, `-+5`).
+        if !digits.starts_with(|c: char| c.is_digit(radix)) {
+            return Err(not_int());
+        }
         let digits = digits.replace('_', "");
-        let mag = u128::from_str_radix(&digits, radix)
-            .map_err(|_| format!("`{what}` is a `{s}`: `{tok}` is not an integer"))?;
+        let mag = u128::from_str_radix(&digits, radix).map_err(|e| {
+            if *e.kind() == std::num::IntErrorKind::PosOverflow {
+                let (min, max) = int_range(s);
+                format!("`{what}` is a `{s}`: `{tok}` is out of range ({min}..={max})")
+            } else {
+                not_int()
+            }
+        })?;
         let v = if neg {
             i128::try_from(mag)
                 .ok()
@@ -1309,7 +1325,51 @@ impl TextParser<'_> {
         } else {
             Some(Value::Unsigned(mag))
         };
-        v.ok_or_else(|| format!("`{what}` is a `{s}`: {tok} is out of range"))
+        v.ok_or_else(|| {
+            let (min, max) = int_range(s);
+            format!("`{what}` is a `{s}`: `{tok}` is out of range ({min}..={max})")
+        })
+    }
+}
+
+/// The smallest and largest value of the integer scalar `s`, as text.
+fn int_range(s: Scalar) -> (String, String) {
+    let bits = s.size() * 8;
+    if s.is_signed() {
+        (
+            (i128::MIN >> (128 - bits)).to_string(),
+            (i128::MAX >> (128 - bits)).to_string(),
+        )
+    } else {
+        ("0".to_owned(), (u128::MAX >> (128 - bits)).to_string())
+    }
+}
+
+/// Whether the float literal `tok`, parsed as `x`, is stored as a `s` without turning into
+/// infinity or zero: `1e400` is not infinity and `1e-400` is not zero, whatever IEEE
+/// rounding would make of them. The literals `inf` and `nan` are taken as written.
+///
+/// # Errors
+/// The finite range of `s`, as text, when the literal is outside it.
+fn float_literal_fits(s: Scalar, tok: &str, x: f64) -> Result<(), &'static str> {
+    #[allow(clippy::cast_possible_truncation)] // the point: what does the f32 become?
+    let stored = if s == Scalar::F32 {
+        f64::from(x as f32)
+    } else {
+        x
+    };
+    let mantissa = tok.split(['e', 'E']).next().unwrap_or(tok);
+    let written_inf = x.is_infinite() && !mantissa.bytes().any(|c| c.is_ascii_digit());
+    let overflows = stored.is_infinite() && !written_inf;
+    let underflows = stored == 0.0 && mantissa.bytes().any(|c| matches!(c, b'1'..=b'9'));
+    if overflows || underflows {
+        Err(if s == Scalar::F32 {
+            "about 1.4e-45 to 3.4e38 in magnitude, or 0, inf, nan"
+        } else {
+            "about 4.9e-324 to 1.8e308 in magnitude, or 0, inf, nan"
+        })
+    } else {
+        Ok(())
     }
 }
 
@@ -1345,7 +1405,16 @@ impl<'a> PathParts<'a> {
         let bad = || format!("`{path}` is not a field path (like `pos`, `pos[1]`, `a.b`)");
         if let Some(r) = self.rest.strip_prefix('[') {
             let end = r.find(']').ok_or_else(bad)?;
-            let i = r[..end].trim().parse().map_err(|_| bad())?;
+            let i = r[..end]
+                .trim()
+                .parse()
+                .map_err(|e: std::num::ParseIntError| {
+                    if *e.kind() == std::num::IntErrorKind::PosOverflow {
+                        format!("index {} is out of range in `{path}`", r[..end].trim())
+                    } else {
+                        bad()
+                    }
+                })?;
             self.rest = &r[end + 1..];
             self.first = false;
             return Ok(Some(PathPart::Index(i)));
@@ -1518,6 +1587,65 @@ mod tests {
         assert!(parse_value(v, "{x: 1, w: 2}", "v")
             .unwrap_err()
             .contains("no field `w`"));
+    }
+
+    #[test]
+    fn text_literals_out_of_range_or_malformed_are_refused_by_name() {
+        let u128t = Type::Scalar(Scalar::U128);
+        let e = parse_value(&u128t, &format!("{}0", u128::MAX), "big").unwrap_err();
+        assert!(e.contains("out of range") && e.contains("`big`"), "{e}");
+        let e =
+            parse_value(&Type::Scalar(Scalar::U64), "0x1_0000_0000_0000_0000", "s").unwrap_err();
+        assert!(e.contains("out of range (0..=18446744073709551615)"), "{e}");
+        for bad in ["_1", "-_1", "0x_ff", "0x+5", "-+5", "+-5", "--5", "0x", "_"] {
+            let e = parse_value(&Type::Scalar(Scalar::I64), bad, "seq").unwrap_err();
+            assert!(e.contains("not an integer"), "{bad}: {e}");
+        }
+        for (ok, want) in [("+5", 5u128), ("1_000", 1000), ("0xff_ff", 0xffff)] {
+            assert_eq!(
+                parse_value(&Type::Scalar(Scalar::U32), ok, "n").unwrap(),
+                Value::Unsigned(want),
+                "{ok}"
+            );
+        }
+        let f64t = Type::Scalar(Scalar::F64);
+        let f32t = Type::Scalar(Scalar::F32);
+        for (ty, bad) in [
+            (&f64t, "1e400"),
+            (&f64t, "-1e400"),
+            (&f64t, "1e-400"),
+            (&f64t, "-2.5e-999"),
+            (&f32t, "1e39"),
+            (&f32t, "1e-50"),
+        ] {
+            let e = parse_value(ty, bad, "x").unwrap_err();
+            assert!(
+                e.contains("out of range") && e.contains("`x`"),
+                "{bad}: {e}"
+            );
+        }
+        for (ty, ok) in [
+            (&f64t, "inf"),
+            (&f64t, "-inf"),
+            (&f64t, "nan"),
+            (&f64t, "0e999"),
+            (&f64t, "-0.0"),
+            (&f64t, "5e-324"),
+            (&f32t, "inf"),
+            (&f32t, "1e-40"),
+            (&f32t, "3.4e38"),
+        ] {
+            assert!(parse_value(ty, ok, "x").is_ok(), "{ok}");
+        }
+        let s = T.to_schema();
+        let e = s.resolve("pos[99999999999999999999999]").unwrap_err();
+        assert!(
+            e.contains("out of range") && !e.contains("not a field path"),
+            "{e}"
+        );
+        let (_, v) = s.resolve("v").unwrap();
+        let e = parse_value(v, "{x: 1, y: 2, x: 3}", "v").unwrap_err();
+        assert!(e.contains("field `x` is given twice"), "{e}");
     }
 
     #[test]
