@@ -277,6 +277,27 @@ fn ipcrm_of_a_live_pair_is_never_a_silent_second_object() {
     assert!(kf.is_clean(b'r'));
 }
 
+/// The key file moved aside by `recreated_key_file_is_never_a_silent_second_object`, with the
+/// key its object was made under: both are removed when the test ends, even by a failed
+/// assertion (`KeyFile` only knows the new file and its keys).
+struct MovedKeyFile {
+    path: std::path::PathBuf,
+    key: smobject::Key,
+}
+
+impl Drop for MovedKeyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        for raw in [self.key.raw(), self.key.counter().raw()] {
+            if let Some(id) = tests::shmid(raw) {
+                // SAFETY: IPC_RMID takes no buffer; a process still attached keeps its mapping
+                // until it detaches.
+                unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+            }
+        }
+    }
+}
+
 #[test]
 fn recreated_key_file_is_never_a_silent_second_object() {
     let kf = KeyFile::new("recreate");
@@ -286,8 +307,11 @@ fn recreated_key_file_is_never_a_silent_second_object() {
     let old_key = smobject::Key::from_path(kf.path(), b'e').unwrap();
     // Delete and re-create the key file: it gets another inode (keep the old one alive so the
     // inode number cannot be handed straight back).
-    let moved = kf.path().with_extension("old");
-    std::fs::rename(kf.path(), &moved).unwrap();
+    let moved = MovedKeyFile {
+        path: kf.path().with_extension("old"),
+        key: old_key.clone(),
+    };
+    std::fs::rename(kf.path(), &moved.path).unwrap();
     std::fs::write(kf.path(), b"new").unwrap();
     let new_key = smobject::Key::from_path(kf.path(), b'e').unwrap();
     let mut b = Helper::worker(&kf, b'e', 64);
@@ -307,7 +331,9 @@ fn recreated_key_file_is_never_a_silent_second_object() {
     let w = Shared::<Words>::open_or_create_at(kf.path(), b'e').unwrap();
     assert!(w.created());
     drop(w);
-    std::fs::remove_file(&moved).unwrap();
+    let moved_path = moved.path.clone();
+    drop(moved);
+    assert!(!moved_path.exists());
     assert!(kf.is_clean(b'e'));
     assert!(
         tests::shmid(old_key.raw()).is_none() && tests::shmid(old_key.counter().raw()).is_none()
