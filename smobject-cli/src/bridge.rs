@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use smobject::{DynObject, Key, Options};
+use smobject::{Key, Options};
 use zenoh::Wait;
 
 use crate::Failure;
@@ -48,9 +48,15 @@ fn bridge(e: smobject_zenoh::Error) -> Failure {
 }
 
 /// `smobject publish PATH ID KEYEXPR`.
-pub(crate) fn publish(path: &Path, id: u8, keyexpr: &str, net: &Net<'_>) -> Result<(), Failure> {
+pub(crate) fn publish(
+    path: &Path,
+    id: u8,
+    opts: &Options,
+    keyexpr: &str,
+    net: &Net<'_>,
+) -> Result<(), Failure> {
     catch_stop_signals();
-    let object = DynObject::access_at(path, id)?;
+    let object = crate::attach(path, id, opts)?;
     let session = session(net)?;
     let mut publication =
         smobject_zenoh::Publication::new(&session, keyexpr, object).map_err(bridge)?;
@@ -70,13 +76,13 @@ pub(crate) fn subscribe(
     keyexpr: &str,
     path: &PathBuf,
     id: u8,
+    opts: Options,
     net: &Net<'_>,
 ) -> Result<(), Failure> {
     catch_stop_signals();
     let key = Key::from_path_creating(path, id, 0o644)?;
     let session = session(net)?;
-    let mirror =
-        smobject_zenoh::Mirror::new(&session, keyexpr, key, Options::new()).map_err(bridge)?;
+    let mirror = smobject_zenoh::Mirror::new(&session, keyexpr, key, opts).map_err(bridge)?;
     eprintln!(
         "mirroring `{keyexpr}` into {} id '{}'",
         path.display(),

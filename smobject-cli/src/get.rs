@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use smobject::schema::Value;
-use smobject::DynObject;
+use smobject::Options;
 
 use crate::Failure;
 
@@ -18,10 +18,11 @@ pub(crate) fn run(
     out: &mut impl Write,
     path: &Path,
     id: u8,
+    opts: &Options,
     fields: &[String],
     json: bool,
 ) -> Result<(), Failure> {
-    let object = DynObject::access_at(path, id)?;
+    let object = crate::attach(path, id, opts)?;
     let snap = object.read();
     drop(object); // the snapshot owns its bytes: detach before printing
     if fields.is_empty() {

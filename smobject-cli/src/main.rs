@@ -28,13 +28,15 @@ mod set;
 mod target;
 mod watch;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::target::{parse_count, parse_duration, parse_id, parse_key, Filter, Target};
+use smobject::{DynObject, Key, Options};
+
+use crate::target::{parse_count, parse_duration, parse_id, parse_key, parse_mode, Filter, Target};
 
 /// Share a `#[repr(C)]` struct between processes: list, inspect, remove and watch smobject
 /// pairs (a data segment `ftok(path, id)` and a counter segment `ftok(path, id - 58)`), and
@@ -103,6 +105,9 @@ enum Command {
         /// `{"version": N, "value": {...}}` (attaches to the object; needs PATH ID).
         #[arg(long, conflicts_with_all = ["key", "interval"])]
         json: bool,
+        /// With `--json`: which segments to trust (`--mode`, `--allow-uid`), as for `get`.
+        #[command(flatten)]
+        access: AccessArgs,
     },
     /// Print an object's fields from one consistent snapshot (`name = value` lines).
     Get {
@@ -174,7 +179,7 @@ impl NetArgs {
     }
 }
 
-/// An object to attach to, by key file and id (`get`, `set`, `watch --json`).
+/// An object to attach to, by key file and id (`get`, `set`, `publish`, `subscribe`).
 #[derive(Args, Debug)]
 struct ObjectArgs {
     /// The key file (as given to `ftok`).
@@ -182,6 +187,48 @@ struct ObjectArgs {
     /// The project id: one character in 'A'..='z', e.g. `a`.
     #[arg(value_parser = parse_id)]
     id: u8,
+    #[command(flatten)]
+    access: AccessArgs,
+}
+
+/// Which existing segments a command that attaches trusts: as the library's `Options`.
+#[derive(Args, Debug)]
+struct AccessArgs {
+    /// The object's mode, in octal (`660`: shared with the group). An object more open than
+    /// this is refused, as the library refuses it [default: 600]. `subscribe` creates its
+    /// object with this mode.
+    #[arg(long, value_name = "OCTAL", value_parser = parse_mode)]
+    mode: Option<u32>,
+    /// Also trust an object owned by this uid (by default only this user's); repeatable.
+    #[arg(long = "allow-uid", value_name = "UID")]
+    allow_uid: Vec<u32>,
+}
+
+impl AccessArgs {
+    fn options(&self) -> Options {
+        let mut opts = Options::new();
+        if let Some(mode) = self.mode {
+            opts = opts.mode(mode);
+        }
+        for uid in &self.allow_uid {
+            opts = opts.allow_uid(*uid);
+        }
+        opts
+    }
+}
+
+/// Attaches to the object at `path` `id` as `get`, `set`, `watch --json` and `publish` do,
+/// with the hints of the command line rather than the library's.
+pub(crate) fn attach(path: &Path, id: u8, opts: &Options) -> Result<DynObject, Failure> {
+    DynObject::access_in(&Key::from_path(path, id)?, opts).map_err(|e| {
+        if e.kind() == smobject::ErrorKind::ForeignOwner {
+            return Failure::Smobject(e.with_hint(
+                "if you trust it, accept its mode (`--mode 660`) or its owner \
+                 (`--allow-uid UID`); `ipcs -m -p` shows both",
+            ));
+        }
+        Failure::from(e)
+    })
 }
 
 /// One pair, named by its key file and id or by its raw data key.
@@ -194,7 +241,7 @@ struct TargetArgs {
     #[arg(required_unless_present = "key", value_parser = parse_id)]
     id: Option<u8>,
     /// The data segment's key instead of PATH ID (`0x6101abcd`, or decimal).
-    #[arg(long, value_parser = parse_key)]
+    #[arg(long, value_parser = parse_key, allow_hyphen_values = true)]
     key: Option<i32>,
 }
 
@@ -216,7 +263,7 @@ struct FilterArgs {
     #[arg(long, conflicts_with = "key")]
     path: Option<PathBuf>,
     /// Only the pair with this data (or counter) key.
-    #[arg(long, value_parser = parse_key)]
+    #[arg(long, value_parser = parse_key, allow_hyphen_values = true)]
     key: Option<i32>,
 }
 
@@ -266,6 +313,14 @@ impl std::fmt::Display for Failure {
 
 impl From<smobject::Error> for Failure {
     fn from(e: smobject::Error) -> Self {
+        // The library's hint for a missing object names its own functions (`open_or_create`);
+        // at the command line the useful next step is a different one.
+        if e.kind() == smobject::ErrorKind::NotFound {
+            return Self::Smobject(e.with_hint(
+                "check PATH and ID, and that the program creating the object runs; \
+                 `smobject ls` lists every pair",
+            ));
+        }
         Self::Smobject(e)
     }
 }
@@ -287,9 +342,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             target,
             json: true,
             count,
+            access,
             ..
         } => match (&target.path, target.id) {
-            (Some(path), Some(id)) => watch::run_json(&mut out, path, id, count),
+            (Some(path), Some(id)) => watch::run_json(&mut out, path, id, &access.options(), count),
             // clap's `conflicts_with` makes this unreachable; still, no panic.
             _ => Err(Failure::Usage("--json needs PATH and ID, not --key".into())),
         },
@@ -298,26 +354,60 @@ fn run(cli: Cli) -> Result<(), Failure> {
             interval,
             count,
             json: false,
-        } => watch::run(&mut out, &target.resolve()?, interval, count),
+            access,
+        } => {
+            if access.mode.is_some() || !access.allow_uid.is_empty() {
+                // Without --json, watch reads the header without attaching: nothing to trust.
+                return Err(Failure::Usage(
+                    "--mode and --allow-uid apply to `watch --json` only".into(),
+                ));
+            }
+            watch::run(&mut out, &target.resolve()?, interval, count)
+        }
         Command::Get {
             object,
             fields,
             json,
-        } => get::run(&mut out, &object.path, object.id, &fields, json),
+        } => get::run(
+            &mut out,
+            &object.path,
+            object.id,
+            &object.access.options(),
+            &fields,
+            json,
+        ),
         Command::Set {
             object,
             assignments,
-        } => set::run(&mut out, &object.path, object.id, &assignments),
+        } => set::run(
+            &mut out,
+            &object.path,
+            object.id,
+            &object.access.options(),
+            &assignments,
+        ),
         Command::Publish {
             object,
             keyexpr,
             net,
-        } => bridge::publish(&object.path, object.id, &keyexpr, &net.net()),
+        } => bridge::publish(
+            &object.path,
+            object.id,
+            &object.access.options(),
+            &keyexpr,
+            &net.net(),
+        ),
         Command::Subscribe {
             keyexpr,
             object,
             net,
-        } => bridge::subscribe(&keyexpr, &object.path, object.id, &net.net()),
+        } => bridge::subscribe(
+            &keyexpr,
+            &object.path,
+            object.id,
+            object.access.options(),
+            &net.net(),
+        ),
     }
 }
 

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use smobject::{DynObject, ErrorKind};
+use smobject::{ErrorKind, Options};
 
 use crate::Failure;
 
@@ -19,9 +19,10 @@ pub(crate) fn run(
     out: &mut impl Write,
     path: &Path,
     id: u8,
+    opts: &Options,
     assignments: &[String],
 ) -> Result<(), Failure> {
-    let object = DynObject::access_at(path, id)?;
+    let object = crate::attach(path, id, opts)?;
     // A process holding a write guard (a stopped writer, a leaked guard) must not hang the
     // command: the same bound as the key file's lock.
     match object.set_timeout(assignments, LOCK_TIMEOUT) {

@@ -145,10 +145,13 @@ pub(crate) fn parse_key(s: &str) -> Result<i32, String> {
         u32::from_str_radix(hex, 16).map_err(|e| format!("`{s}` is not a hex key: {e}"))?
     } else if let Some(neg) = t.strip_prefix('-') {
         // ipcs-style negative decimal keys (key_t is signed).
-        let n: i32 = neg
+        let n: u32 = neg
             .parse()
             .map_err(|e| format!("`{s}` is not a key: {e}"))?;
-        n.wrapping_neg() as u32
+        if n > 1 << 31 {
+            return Err(format!("`{s}` is below -2147483648, the smallest key"));
+        }
+        n.wrapping_neg()
     } else {
         t.parse::<u32>()
             .map_err(|e| format!("`{s}` is not a key (use hex like 0x6101abcd): {e}"))?
@@ -157,6 +160,21 @@ pub(crate) fn parse_key(s: &str) -> Result<i32, String> {
         return Err("key 0 is IPC_PRIVATE, never a smobject key".into());
     }
     Ok(v as i32)
+}
+
+/// `--mode OCTAL`: `600`, `0660`, `0o640`. Only read and write bits: shared memory is never
+/// executable, and a mode is refused rather than silently narrowed.
+pub(crate) fn parse_mode(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let digits = t.strip_prefix("0o").unwrap_or(t);
+    let mode = u32::from_str_radix(digits, 8)
+        .map_err(|_| format!("`{s}` is not an octal mode (like 600 or 660)"))?;
+    if mode & !0o666 != 0 {
+        return Err(format!(
+            "mode `{s}` has bits outside 0666 (execute, setuid, sticky): shared memory has only read and write bits"
+        ));
+    }
+    Ok(mode)
 }
 
 /// `watch --count N`: a number of samples, at least 1 (0 would print nothing, or, without
@@ -211,6 +229,18 @@ mod tests {
         assert_eq!(parse_key("0XFFFFFFFF"), Ok(-1));
         assert_eq!(parse_key("1627720434"), Ok(1_627_720_434));
         assert_eq!(parse_key("-1"), Ok(-1));
+        assert_eq!(parse_mode("660"), Ok(0o660));
+        assert_eq!(parse_mode("0o640"), Ok(0o640));
+        assert_eq!(parse_mode("0600"), Ok(0o600));
+        assert!(parse_mode("755").unwrap_err().contains("outside 0666"));
+        assert!(parse_mode("8").unwrap_err().contains("octal"));
+        assert!(parse_mode("-1").is_err());
+        assert_eq!(parse_key("-2147483648"), Ok(i32::MIN));
+        assert!(parse_key("-2147483649")
+            .unwrap_err()
+            .contains("smallest key"));
+        assert!(parse_key("-4294967295").is_err(), "would wrap to key 1");
+        assert!(parse_key("-0").is_err(), "IPC_PRIVATE");
         assert!(parse_key("0").is_err());
         assert!(parse_key("0x").is_err());
         assert!(parse_key("zzz").is_err());

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use smobject::{inspect, DynObject};
+use smobject::{inspect, Options};
 
 use crate::ls::header;
 use crate::target::Target;
@@ -92,9 +92,10 @@ pub(crate) fn run_json(
     out: &mut impl Write,
     path: &Path,
     id: u8,
+    opts: &Options,
     count: Option<u64>,
 ) -> Result<(), Failure> {
-    let object = DynObject::access_at(path, id)?;
+    let object = crate::attach(path, id, opts)?;
     let mut printed = 0u64;
     let mut last: Option<u64> = None;
     while count.is_none_or(|c| printed < c) {

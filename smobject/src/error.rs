@@ -144,6 +144,22 @@ impl Error {
         self
     }
 
+    /// The same error with another hint: for programs that present smobject's errors in
+    /// their own terms (the `smobject` command names its own subcommands, not the library's
+    /// functions). Kind, key, path, id and errno stay.
+    ///
+    /// ```
+    /// let err = smobject::Key::from_path("/no/such/file", b'a').unwrap_err();
+    /// let err = err.with_hint("run `make keys` first");
+    /// assert_eq!(err.kind(), smobject::ErrorKind::PathNotFound);
+    /// assert_eq!(err.hint_text(), Some("run `make keys` first"));
+    /// assert!(err.to_string().ends_with("; hint: run `make keys` first"));
+    /// ```
+    #[must_use]
+    pub fn with_hint(self, hint: impl Into<String>) -> Self {
+        self.hint(hint)
+    }
+
     pub(crate) fn with_key(mut self, key: &Key) -> Self {
         self.inner.key = Some(key.raw());
         self.inner.path = Some(key.path().to_path_buf());

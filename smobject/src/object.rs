@@ -112,7 +112,7 @@ impl Options {
 
     /// Permission bits for new segments (only `0o666` bits are kept: shared memory is never
     /// executable). An existing object whose mode is broader is refused as
-    /// [`ErrorKind::ForeignOwner`].
+    /// [`ErrorKind::ForeignOwner`] when attaching; a stale one is removed whatever its mode.
     #[must_use]
     pub fn mode(mut self, mode: u32) -> Options {
         self.mode = mode & 0o666;
@@ -233,9 +233,20 @@ fn find(key: &Key) -> Result<Option<Found>> {
 
 /// Refuses a segment that is not ours or is more open than asked, before reading a byte.
 fn check_owner(key: &Key, f: &Found, opts: &Options) -> Result<()> {
+    check_segment(key, f, opts, true)
+}
+
+/// Refuses to remove a stale segment that is not ours. Its mode does not matter: nothing is
+/// read from a segment that is removed, so a pair left by an earlier run with another mode
+/// (say 0660) is freed like any other.
+fn check_removable(key: &Key, f: &Found, opts: &Options) -> Result<()> {
+    check_segment(key, f, opts, false)
+}
+
+fn check_segment(key: &Key, f: &Found, opts: &Options, mode_matters: bool) -> Result<()> {
     let me = sys::geteuid();
     let owner_ok = f.info.uid == me || opts.allowed_uids.contains(&f.info.uid);
-    let mode_ok = f.info.mode & !opts.mode == 0;
+    let mode_ok = !mode_matters || f.info.mode & !opts.mode == 0;
     if owner_ok && mode_ok {
         return Ok(());
     }
@@ -391,7 +402,7 @@ impl RawObject {
             .hint("use access() or open_or_create() to share it; if its processes are gone, remove_stale() frees it")),
             (_, true, true) => {
                 for f in data.iter().chain(counter.iter()) {
-                    check_owner(key, f, opts)?;
+                    check_removable(key, f, opts)?;
                 }
                 remove_pair(data, counter).map_err(|e| Error::os("removing a stale pair", &e).with_key(key))?;
                 Self::create_locked(key, &ckey, layout, opts, init, file_id)
@@ -545,7 +556,7 @@ impl RawObject {
             let missing = if data.is_none() { "data" } else { "counter" };
             if stale(data) && stale(counter) {
                 for f in data.iter().chain(counter.iter()) {
-                    check_owner(key, f, opts)?;
+                    check_removable(key, f, opts)?;
                 }
                 let _ = remove_pair(data, counter);
                 return Err(Error::new(ErrorKind::NotFound, format!("only a half-created pair was found (its {missing} segment was missing); it was removed"))
@@ -1067,7 +1078,7 @@ pub fn remove_stale_with(key: &Key, opts: &Options) -> Result<bool> {
         );
     }
     for f in data.iter().chain(counter.iter()) {
-        check_owner(key, f, opts)?;
+        check_removable(key, f, opts)?;
     }
     remove_pair(data, counter).map_err(|e| Error::os("shmctl(IPC_RMID)", &e).with_key(key))?;
     Ok(true)

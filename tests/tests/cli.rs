@@ -445,6 +445,62 @@ fn sigkilled_pair_is_stale_and_gc_removes_only_stale_pairs() {
 }
 
 #[test]
+fn a_group_shared_object_needs_mode_and_its_stale_pairs_are_freed_whatever_their_mode() {
+    let kf = KeyFile::new("cli-mode");
+    let shared =
+        Shared::<Telemetry>::create_in(&kf.key(b'm'), &smobject::Options::new().mode(0o660))
+            .unwrap();
+    shared.write(|t| t.seq = 9);
+    let path = kf.arg();
+
+    // As the library does, the command refuses a mode broader than 0600 unless told.
+    let run = smobject(&["get", &path, "m"]);
+    let err = run.fails(1);
+    assert!(
+        err.contains("0o660") && err.contains("`--mode 660`") && !err.contains("Options::"),
+        "{err}"
+    );
+    let run = smobject(&["get", &path, "m", "seq", "--mode", "660"]);
+    assert_eq!(run.ok().trim(), "seq = 9");
+    let run = smobject(&["set", &path, "m", "seq=10", "--mode", "0660"]);
+    assert!(run.ok().starts_with("version "), "{run:#?}");
+    assert_eq!(shared.read().seq, 10);
+    let run = smobject(&[
+        "watch", &path, "m", "--json", "--count", "1", "--mode", "660",
+    ]);
+    let line: Value = serde_json::from_str(run.ok().trim()).unwrap();
+    assert_eq!(line["value"]["seq"], 10, "{line}");
+    // Without --json, watch does not attach: the flags would mean nothing.
+    let run = smobject(&["watch", &path, "m", "--count", "1", "--mode", "660"]);
+    assert!(run.fails(1).contains("`watch --json` only"), "{run:#?}");
+    let run = smobject(&["get", &path, "m", "--mode", "755"]);
+    assert!(run.fails(2).contains("outside 0666"), "{run:#?}");
+    drop(shared);
+    assert!(kf.is_clean(b'm'));
+
+    // A stale pair is removed whatever its mode: nothing is read from it.
+    for (id, args) in [
+        (b'r', vec!["rm".to_owned(), path.clone(), "r".to_owned()]),
+        (
+            b'g',
+            vec!["gc".to_owned(), "--path".to_owned(), path.clone()],
+        ),
+    ] {
+        let mut w = Helper::worker(&kf, id, 64);
+        w.ok("create-660");
+        w.kill();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = smobject(&args);
+        let out = run.ok();
+        assert!(
+            out.contains(&format!("removed {}", hex(kf.key(id).raw()))),
+            "{args:?}: {out}"
+        );
+        assert!(kf.is_clean(id), "{args:?} left the 0660 pair");
+    }
+}
+
+#[test]
 fn gc_by_key_removes_a_stale_pair_without_the_key_file_lock() {
     let kf = KeyFile::new("cli-gc-key");
     let mut w = Helper::worker(&kf, b'g', 64);
@@ -719,6 +775,43 @@ fn bad_input_exits_1_with_a_clear_message_and_no_panic() {
             "{err}"
         );
         assert!(err.contains(&hex(kf.key(b'n').raw())), "{err}");
+    }
+    // The commands that attach: the hint is the command line's next step, not the
+    // library's functions.
+    for args in [
+        vec!["get", &kf.arg(), "n"],
+        vec!["set", &kf.arg(), "n", "seq=1"],
+        vec!["watch", &kf.arg(), "n", "--json", "--count", "1"],
+    ] {
+        let run = smobject(&args);
+        let err = run.fails(1);
+        assert!(
+            err.starts_with("error: no shared object under this key"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            err.contains("`smobject ls`") && !err.contains("open_or_create"),
+            "{args:?}: {err}"
+        );
+    }
+    // A negative key (key_t is signed; `ipcs` prints some so) is a key, not an option.
+    for args in [
+        vec!["inspect", "--key", "-1234567"],
+        vec!["rm", "--key", "-1234567"],
+    ] {
+        let run = smobject(&args);
+        let err = run.fails(1);
+        assert!(
+            err.starts_with("error: no shared object under this key") && err.contains("0xffed2979"),
+            "{args:?}: {err}"
+        );
+    }
+    for args in [
+        vec!["ls", "--key", "-1234567"],
+        vec!["gc", "--dry-run", "--key", "-1234567"],
+    ] {
+        let run = smobject(&args);
+        run.ok();
     }
 
     let run = smobject(&["gc", "--path", "/no/such/file"]);

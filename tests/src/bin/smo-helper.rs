@@ -83,9 +83,12 @@ fn worker(args: &[String]) -> i32 {
         let Ok(line) = line else { break };
         let words: Vec<&str> = line.split_whitespace().collect();
         let reply = match words.as_slice() {
-            ["create" | "access" | "open" | "access-allow", ..] => {
+            ["create" | "create-660" | "access" | "open" | "access-allow", ..] => {
                 let r = match words[0] {
                     "create" => RawObject::create(&key, layout.clone(), &opts),
+                    "create-660" => {
+                        RawObject::create(&key, layout.clone(), &Options::new().mode(0o660))
+                    }
                     "access" => RawObject::access(&key, layout.clone(), &opts),
                     "access-allow" => {
                         let uid = words.get(1).and_then(|u| u.parse().ok()).unwrap_or(0);
