@@ -140,7 +140,9 @@ impl Object {
     /// `smobject.create`, `smobject.open_or_create` and `smobject.access` call this.
     #[new]
     #[allow(clippy::needless_pass_by_value)] // pyo3 extracts arguments as owned values
-    #[pyo3(signature = (op, path, id, schema=None, mode=0o600))]
+    /// `mode` and `allow_uid` are [`Options::mode`] and [`Options::allow_uid`]: the mode of
+    /// new segments and the broadest one accepted, and owners trusted besides this user.
+    #[pyo3(signature = (op, path, id, schema=None, mode=0o600, allow_uid=Vec::new()))]
     fn new(
         py: Python<'_>,
         op: &str,
@@ -148,10 +150,19 @@ impl Object {
         id: &str,
         schema: Option<&Bound<'_, PyAny>>,
         mode: u32,
+        allow_uid: Vec<u32>,
     ) -> PyResult<Self> {
         let id = parse_id(py, &path, id)?;
         let schema = schema.map(convert::schema_from_desc).transpose()?;
-        let opts = Options::new().mode(mode);
+        if mode & !0o666 != 0 {
+            return Err(PyValueError::new_err(format!(
+                "mode {mode:#o} has bits outside 0o666 (execute, setuid, sticky): shared memory \
+                 has only read and write bits"
+            )));
+        }
+        let opts = allow_uid
+            .into_iter()
+            .fold(Options::new().mode(mode), Options::allow_uid);
         let opened = py.detach(|| -> smobject::Result<Option<DynObject>> {
             Ok(Some(match (op, schema) {
                 ("access", None) => DynObject::access_in(&Key::from_path(&path, id)?, &opts)?,
@@ -177,6 +188,14 @@ impl Object {
                 return Err(PyValueError::new_err(format!(
                     "`{op}` needs a smobject.Struct class (ops: create, open_or_create, access)"
                 )))
+            }
+            // The runtime's hint names `Options`; a Python user passes keyword arguments.
+            Err(e) if e.kind() == smobject::ErrorKind::ForeignOwner => {
+                let e = e.with_hint(
+                    "if you trust it, pass its mode (`mode=0o660`) or its owner \
+                     (`allow_uid=[uid]`); `ipcs -m -p` shows both",
+                );
+                return Err(py_err(py, &e));
             }
             Err(e) => return Err(py_err(py, &e)),
         };
@@ -394,13 +413,18 @@ fn schema_info<'py>(
 }
 
 /// Removes the object under `(path, id)` if no process is attached to it (left by processes
-/// that all died); returns whether one was removed. Raises `smobject.InUse` if processes are
-/// attached (the last of them frees it).
+/// that all died), whatever its mode; returns whether one was removed. Raises
+/// `smobject.InUse` if processes are attached (the last of them frees it), and
+/// `smobject.ForeignOwner` for another user's pair unless its uid is in `allow_uid`.
 #[pyfunction]
+#[pyo3(signature = (path, id, *, allow_uid=Vec::new()))]
 #[allow(clippy::needless_pass_by_value)] // pyo3 extracts arguments as owned values
-fn remove_stale(py: Python<'_>, path: PathBuf, id: &str) -> PyResult<bool> {
+fn remove_stale(py: Python<'_>, path: PathBuf, id: &str, allow_uid: Vec<u32>) -> PyResult<bool> {
     let id = parse_id(py, &path, id)?;
-    py.detach(|| smobject::remove_stale(&path, id))
+    let opts = allow_uid
+        .into_iter()
+        .fold(Options::new(), Options::allow_uid);
+    py.detach(|| smobject::remove_stale_with(&Key::from_path(&path, id)?, &opts))
         .map_err(|e| py_err(py, &e))
 }
 

@@ -140,3 +140,31 @@ def test_permission_denied_is_a_permission_error():
         for name in os.listdir(shared):
             os.unlink(os.path.join(shared, name))
         os.rmdir(shared)
+
+
+def test_a_group_shared_object_needs_its_mode_and_its_stale_pair_is_freed(key_path, spawn):
+    code = DECLARE + """
+o = smobject.create(path, id, Telemetry, mode=0o660)
+o.write(seq=4)
+print("ok", flush=True)
+o.wait_for_update(o.version)          # holds the object until killed
+"""
+    p = spawn(sys.executable, "-c", code, key_path, "a")
+    p.expect("ok")
+    # As in Rust, only this user's 0o600 objects are trusted unless told.
+    with pytest.raises(smobject.ForeignOwner) as e:
+        smobject.access(key_path, "a")
+    assert "0o660" in str(e.value) and "mode=0o660" in e.value.hint, str(e.value)
+    with pytest.raises(smobject.ForeignOwner):
+        smobject.access(key_path, "a", allow_uid=[65534])  # another uid is not another mode
+    with pytest.raises(ValueError, match="outside 0o666"):
+        smobject.access(key_path, "a", mode=0o755)
+    with smobject.access(key_path, "a", Telemetry, mode=0o660) as o:
+        assert o.read()["seq"] == 4
+        o.write(seq=5)
+        assert o.read()["seq"] == 5
+    # Its creator dies: the stale 0o660 pair is removed like any other (nothing is read).
+    assert p.kill() == -signal.SIGKILL
+    assert len(no_segments_under(key_path)) == 2
+    assert smobject.remove_stale(key_path, "a") is True
+    assert not no_segments_under(key_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import weakref
-from typing import Any, Optional, Type, Union
+from typing import Any, Iterable, List, Optional, Type, Union
 
 from . import _smobject
 from ._schema import Schema
@@ -77,25 +77,50 @@ class Object(_smobject.Object):
         )
 
 
-def create(path: PathLike, id: str, struct: Type[Struct], *, mode: int = 0o600) -> Object:
+def create(
+    path: PathLike, id: str, struct: Type[Struct], *, mode: int = 0o600, allow_uid: Iterable[int] = ()
+) -> Object:
     """Creates a new, zeroed object of `struct` under `(path, id)`; the key file is created if
     missing. Raises `AlreadyExists` if a live one exists (a stale one, whose processes all
-    died, is replaced). `mode`: permission bits of the segments."""
-    return _opened(Object("create", os.fspath(path), id, _desc(struct, "create"), mode))
+    died, is replaced). `mode`: permission bits of the segments (read and write bits only:
+    `0o660` shares the object with the group). `allow_uid`: as for `access`."""
+    return _opened(Object("create", os.fspath(path), id, _desc(struct, "create"), mode, _uids(allow_uid)))
 
 
-def open_or_create(path: PathLike, id: str, struct: Type[Struct], *, mode: int = 0o600) -> Object:
+def open_or_create(
+    path: PathLike, id: str, struct: Type[Struct], *, mode: int = 0o600, allow_uid: Iterable[int] = ()
+) -> Object:
     """Attaches to the live object under `(path, id)` if its struct has `struct`'s fields
-    first (the prefix rule), or creates it. `o.created` tells which happened."""
-    return _opened(Object("open_or_create", os.fspath(path), id, _desc(struct, "open_or_create"), mode))
+    first (the prefix rule), or creates it. `o.created` tells which happened. `mode` and
+    `allow_uid` as for `create` and `access`."""
+    return _opened(
+        Object("open_or_create", os.fspath(path), id, _desc(struct, "open_or_create"), mode, _uids(allow_uid))
+    )
 
 
-def access(path: PathLike, id: str, struct: Optional[Type[Struct]] = None) -> Object:
+def access(
+    path: PathLike,
+    id: str,
+    struct: Optional[Type[Struct]] = None,
+    *,
+    mode: int = 0o600,
+    allow_uid: Iterable[int] = (),
+) -> Object:
     """Attaches to the existing object under `(path, id)`, whatever struct it holds (its
     schema says how to read it). With `struct`, the object must hold that struct or a newer
     build of it with fields appended (the prefix rule), else `LayoutMismatch` names the
-    first field that differs."""
-    return _opened(Object("access", os.fspath(path), id, _desc(struct, "access")))
+    first field that differs.
+
+    Only this user's objects of mode `0o600` are trusted, as in Rust: an object created with
+    a broader mode (`0o660`, shared with the group) needs `mode=0o660`, and one owned by
+    another user needs its uid in `allow_uid`; otherwise `ForeignOwner` is raised."""
+    return _opened(Object("access", os.fspath(path), id, _desc(struct, "access"), mode, _uids(allow_uid)))
+
+
+def _uids(allow_uid: Iterable[int]) -> List[int]:
+    if isinstance(allow_uid, int):  # one uid given bare: as good as a list of one
+        return [allow_uid]
+    return list(allow_uid)
 
 
 def _opened(o: Object) -> Object:
