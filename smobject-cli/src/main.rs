@@ -105,9 +105,12 @@ enum Command {
         /// `{"version": N, "value": {...}}` (attaches to the object; needs PATH ID).
         #[arg(long, conflicts_with_all = ["key", "interval"])]
         json: bool,
-        /// With `--json`: which segments to trust (`--mode`, `--allow-uid`), as for `get`.
-        #[command(flatten)]
-        access: AccessArgs,
+        /// With `--json`: the object's mode, as for `get` [default: 600].
+        #[arg(long, value_name = "OCTAL", value_parser = parse_mode, requires = "json")]
+        mode: Option<u32>,
+        /// With `--json`: also trust an object owned by this uid, as for `get`; repeatable.
+        #[arg(long = "allow-uid", value_name = "UID", requires = "json")]
+        allow_uid: Vec<u32>,
     },
     /// Print an object's fields from one consistent snapshot (`name = value` lines).
     Get {
@@ -342,10 +345,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
             target,
             json: true,
             count,
-            access,
+            mode,
+            allow_uid,
             ..
         } => match (&target.path, target.id) {
-            (Some(path), Some(id)) => watch::run_json(&mut out, path, id, &access.options(), count),
+            (Some(path), Some(id)) => {
+                let opts = AccessArgs { mode, allow_uid }.options();
+                watch::run_json(&mut out, path, id, &opts, count)
+            }
             // clap's `conflicts_with` makes this unreachable; still, no panic.
             _ => Err(Failure::Usage("--json needs PATH and ID, not --key".into())),
         },
@@ -354,16 +361,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             interval,
             count,
             json: false,
-            access,
-        } => {
-            if access.mode.is_some() || !access.allow_uid.is_empty() {
-                // Without --json, watch reads the header without attaching: nothing to trust.
-                return Err(Failure::Usage(
-                    "--mode and --allow-uid apply to `watch --json` only".into(),
-                ));
-            }
-            watch::run(&mut out, &target.resolve()?, interval, count)
-        }
+            ..
+        } => watch::run(&mut out, &target.resolve()?, interval, count),
         Command::Get {
             object,
             fields,

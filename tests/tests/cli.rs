@@ -470,9 +470,11 @@ fn a_group_shared_object_needs_mode_and_its_stale_pairs_are_freed_whatever_their
     ]);
     let line: Value = serde_json::from_str(run.ok().trim()).unwrap();
     assert_eq!(line["value"]["seq"], 10, "{line}");
-    // Without --json, watch does not attach: the flags would mean nothing.
-    let run = smobject(&["watch", &path, "m", "--count", "1", "--mode", "660"]);
-    assert!(run.fails(1).contains("`watch --json` only"), "{run:#?}");
+    // Without --json, watch does not attach: the flags would mean nothing (a usage error).
+    for flag in ["--mode", "--allow-uid"] {
+        let run = smobject(&["watch", &path, "m", "--count", "1", flag, "660"]);
+        assert!(run.fails(2).contains("--json"), "{run:#?}");
+    }
     let run = smobject(&["get", &path, "m", "--mode", "755"]);
     assert!(run.fails(2).contains("outside 0666"), "{run:#?}");
     drop(shared);
