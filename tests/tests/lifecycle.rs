@@ -127,6 +127,31 @@ fn sigkill_of_all_then_create_reclaims_and_access_reads_last_data() {
     assert!(smobject::remove_stale(kf.path(), b'z').unwrap());
     assert!(kf.is_clean(b'z'));
     assert!(!smobject::remove_stale(kf.path(), b'z').unwrap());
+
+    // A stale pair made with a broader mode (0660: shared with a group) is reclaimed by a
+    // 0600 create like any other: nothing is read from it, so its mode does not matter.
+    let mut a = Helper::worker(&kf, b'z', 64);
+    a.ok("create-660");
+    a.ok("put 0 66");
+    a.kill();
+    let data = kf
+        .segments(b'z')
+        .0
+        .expect("the 0660 pair outlives its process");
+    let mut n = Helper::worker(&kf, b'z', 64);
+    assert_eq!(
+        n.ok("create"),
+        "created",
+        "a stale 0660 pair must not block create"
+    );
+    assert_eq!(n.ok("get 0 1"), "00");
+    assert_ne!(
+        kf.segments(b'z').0,
+        Some(data),
+        "the 0660 segment was replaced"
+    );
+    n.exit();
+    assert!(kf.is_clean(b'z'));
 }
 
 #[test]
