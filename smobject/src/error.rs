@@ -160,10 +160,23 @@ impl Error {
         self.hint(hint)
     }
 
+    /// The key, path and id the error concerns. Given a counter segment's key
+    /// ([`Key::counter`], id below `'A'`), the error still names the object as its users
+    /// know it, by its data key and id, and says in its detail which counter segment failed.
     pub(crate) fn with_key(mut self, key: &Key) -> Self {
-        self.inner.key = Some(key.raw());
+        let (raw, id) = if key.id() < crate::key::ID_MIN {
+            let id = key.id() + crate::key::COUNTER_OFFSET;
+            let counter = key.raw() as u32;
+            let detail = std::mem::take(&mut self.inner.detail);
+            self.inner.detail = format!("counter segment {counter:#010x}: {detail}");
+            // ftok keeps the id in the top byte: the data key is the counter's, re-topped.
+            ((counter & 0x00ff_ffff | u32::from(id) << 24) as i32, id)
+        } else {
+            (key.raw(), key.id())
+        };
+        self.inner.key = Some(raw);
         self.inner.path = Some(key.path().to_path_buf());
-        self.inner.id = Some(key.id());
+        self.inner.id = Some(id);
         self
     }
 

@@ -467,8 +467,8 @@ impl RawObject {
             let _ = sys::shm_remove(counter_id);
             err
         };
-        let counter = sys::shmat(counter_id)
-            .map_err(|e| undo(Error::os("shmat (counter segment)", &e).with_key(ckey)))?;
+        let counter =
+            sys::shmat(counter_id).map_err(|e| undo(Error::os("shmat", &e).with_key(ckey)))?;
         let data = match sys::shmat(data_id) {
             Ok(p) => p,
             Err(e) => {
@@ -587,8 +587,7 @@ impl RawObject {
             .with_key(key)
             .hint("both sides must share the same struct; rebuild the older one"));
         }
-        let counter_ptr = sys::shmat(c.id)
-            .map_err(|e| Error::os("shmat (counter segment)", &e).with_key(ckey))?;
+        let counter_ptr = sys::shmat(c.id).map_err(|e| Error::os("shmat", &e).with_key(ckey))?;
         // SAFETY: the mapping has at least HEADER_SIZE bytes (checked above) and is page-aligned;
         // it stays mapped until we detach it below or in RawObject's Drop.
         let header = unsafe { HeaderPtr::new(counter_ptr) };

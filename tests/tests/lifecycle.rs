@@ -303,6 +303,11 @@ fn garbage_header_is_a_typed_error_not_a_crash() {
         .err()
         .expect("garbage accepted");
     assert_eq!(e.kind(), ErrorKind::NotAnObject, "{e}");
+    // The object is named as its users know it (data key, id 'g'); the detail says which
+    // counter segment is bad.
+    assert_eq!((e.key(), e.id()), (Some(key.raw()), Some(b'g')), "{e}");
+    let counter = format!("counter segment {:#010x}", key.counter().raw() as u32);
+    assert!(e.to_string().contains(&counter), "{e}");
     // A valid magic but an impossible data size is caught too.
     // SAFETY: offsets 8..16 (magic) and 24..32 (data size) are inside the header.
     unsafe {
