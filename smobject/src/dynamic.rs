@@ -407,6 +407,17 @@ impl DynObject {
         self.write_until(assignments, None)
     }
 
+    /// [`write`](Self::write) that waits at most `timeout` for the writer lock: a program
+    /// (the Python binding, to run signal handlers between tries) need not hang behind a
+    /// process that holds a write guard.
+    ///
+    /// # Errors
+    /// As [`write`](Self::write), and [`Timeout`](ErrorKind::Timeout) (nothing written) if
+    /// the lock was not free in time.
+    pub fn write_timeout(&self, assignments: &[(String, Value)], timeout: Duration) -> Result<u64> {
+        self.write_until(assignments, crate::sync::deadline_after(timeout))
+    }
+
     fn write_until(
         &self,
         assignments: &[(String, Value)],

@@ -1100,7 +1100,9 @@ fn scalar_bytes(s: Scalar, v: &Value) -> Result<[u8; 16], String> {
             #[allow(clippy::cast_possible_truncation)]
             let y = x as f32;
             if x.is_finite() && !y.is_finite() {
-                return Err(format!("{x} is out of range"));
+                return Err(format!(
+                    "{x:e} is out of range for an f32 (about -3.4e38 to 3.4e38)"
+                ));
             }
             b[..4].copy_from_slice(&y.to_ne_bytes());
         } else {
