@@ -14,6 +14,7 @@ mod plan;
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,11 @@ use crate::plan::Plan;
 /// How long one futex wait of `wait_for_update` lasts at most before the GIL is taken again to
 /// run Python's signal handlers (Ctrl-C raises `KeyboardInterrupt` within this, plus a little).
 const SIGNAL_SLICE: Duration = Duration::from_millis(50);
+
+/// How long `close()` waits for other threads' waits and writes to let go of the object (they
+/// see the close within [`SIGNAL_SLICE`]); a read in progress holds it for microseconds. After
+/// that, the last of them to finish detaches.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// The Python exception classes by `ErrorKind` name (`smobject._errors.BY_KIND`).
 static ERRORS: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
@@ -114,6 +120,10 @@ struct Object {
     /// `None` once closed. An `Arc` so that a wait in progress keeps it attached while another
     /// thread closes the handle.
     inner: Option<Arc<DynObject>>,
+    /// Set by `close()`: a wait or a write blocked in another thread sees it within
+    /// [`SIGNAL_SLICE`], raises `smobject.Closed` and lets go of the object, so that `close()`
+    /// (and the close at interpreter exit) really detaches.
+    closing: Arc<AtomicBool>,
     /// How to turn a snapshot's bytes into a dict, made once from the schema.
     plan: Plan,
     /// The schema as nested tuples (for the Python layer's `Schema`).
@@ -129,6 +139,39 @@ impl Object {
                 "the object was closed: open it again to use it",
             )
         })
+    }
+}
+
+/// Why a blocking call (a wait, a write waiting for the lock) stopped early.
+enum Stop {
+    /// A Python signal handler raised (Ctrl-C: `KeyboardInterrupt`).
+    Signal(PyErr),
+    /// Another thread called `close()`.
+    Closed,
+}
+
+impl Stop {
+    /// Between two slices of a blocking call, without the GIL: `close()` first, then the
+    /// signal handlers (the GIL is taken for them only).
+    fn check(closing: &AtomicBool) -> ControlFlow<Stop> {
+        if closing.load(Ordering::Acquire) {
+            return ControlFlow::Break(Stop::Closed);
+        }
+        Python::attach(|py| match py.check_signals() {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => ControlFlow::Break(Stop::Signal(e)),
+        })
+    }
+
+    fn into_err(self, py: Python<'_>, what: &str) -> PyErr {
+        match self {
+            Stop::Signal(e) => e,
+            Stop::Closed => py_err_named(
+                py,
+                "Closed",
+                &format!("the object was closed by another thread during {what}"),
+            ),
+        }
     }
 }
 
@@ -203,6 +246,7 @@ impl Object {
         let desc = convert::schema_to_desc(py, object.schema())?.unbind();
         Ok(Object {
             inner: Some(Arc::new(object)),
+            closing: Arc::new(AtomicBool::new(false)),
             plan,
             desc,
         })
@@ -259,7 +303,8 @@ impl Object {
 
     /// Blocks until the version is greater than `seen` and returns it. The GIL is released
     /// while it sleeps; Python's signal handlers run every 50 ms (Ctrl-C raises
-    /// `KeyboardInterrupt`). `timeout` in seconds (`None`: no limit) raises `smobject.Timeout`.
+    /// `KeyboardInterrupt`). `timeout` in seconds (`None`: no limit) raises `smobject.Timeout`;
+    /// a `close()` of the object by another thread raises `smobject.Closed`.
     #[pyo3(signature = (seen, timeout=None))]
     fn wait_for_update(slf: PyRef<'_, Self>, seen: u64, timeout: Option<f64>) -> PyResult<u64> {
         let py = slf.py();
@@ -274,24 +319,25 @@ impl Object {
             }
         };
         let obj = Arc::clone(slf.obj(py)?);
-        // Another thread may close the handle while this one sleeps: the clone keeps it.
+        let closing = Arc::clone(&slf.closing);
+        // Another thread may close the handle while this one sleeps: the clone keeps it
+        // attached until this wait sees `closing` and lets go.
         drop(slf);
         let v = obj.version();
         if v > seen {
             return Ok(v);
         }
-        let outcome = py.detach(|| {
-            obj.wait_for_update_sliced(seen, timeout, SIGNAL_SLICE, || {
-                // The GIL is taken only to run the signal handlers, then released again.
-                Python::attach(|py| match py.check_signals() {
-                    Ok(()) => ControlFlow::Continue(()),
-                    Err(e) => ControlFlow::Break(e),
-                })
-            })
+        let outcome = py.detach(move || {
+            let r =
+                obj.wait_for_update_sliced(seen, timeout, SIGNAL_SLICE, || Stop::check(&closing));
+            // Let go before taking the GIL back: a `close()` waiting for it need not wait for
+            // the GIL too (at interpreter exit, a daemon thread never gets it back).
+            drop(obj);
+            r
         });
         match outcome {
             Ok(ControlFlow::Continue(v)) => Ok(v),
-            Ok(ControlFlow::Break(e)) => Err(e),
+            Ok(ControlFlow::Break(stop)) => Err(stop.into_err(py, "wait_for_update")),
             Err(e) => Err(py_err(py, &e)),
         }
     }
@@ -301,11 +347,14 @@ impl Object {
     /// sequence of the right length, nested structs a dict of some of their fields. A value
     /// of the wrong Python type raises `TypeError`, one out of range or of the wrong length
     /// `ValueError` (both `smobject.InvalidValue`), and nothing is written. Returns the new
-    /// version.
+    /// version. While it waits for the writer lock (held by another process), Ctrl-C raises
+    /// `KeyboardInterrupt` and another thread's `close()` raises `smobject.Closed`, each
+    /// before anything is written.
     #[pyo3(signature = (**fields))]
     fn write(slf: PyRef<'_, Self>, fields: Option<&Bound<'_, PyDict>>) -> PyResult<u64> {
         let py = slf.py();
         let obj = Arc::clone(slf.obj(py)?);
+        let closing = Arc::clone(&slf.closing);
         drop(slf);
         let mut assignments = Vec::new();
         if let Some(fields) = fields {
@@ -315,8 +364,26 @@ impl Object {
                 assignments.push((path, value));
             }
         }
-        // The writer lock may be contended: wait for it without the GIL.
-        py.detach(|| obj.write(&assignments)).map_err(|e| {
+        // The writer lock may be contended (or held by a stopped process): wait for it
+        // without the GIL, in slices, running the signal handlers between them (Ctrl-C
+        // raises `KeyboardInterrupt` and nothing is written) and giving up if another thread
+        // closes the object.
+        let outcome = py.detach(|| loop {
+            match obj.write_timeout(&assignments, SIGNAL_SLICE) {
+                Err(e) if e.kind() == smobject::ErrorKind::Timeout => {
+                    if let ControlFlow::Break(stop) = Stop::check(&closing) {
+                        return Ok(Err(stop));
+                    }
+                }
+                other => return other.map(Ok),
+            }
+        });
+        let outcome = match outcome {
+            Ok(Ok(version)) => Ok(version),
+            Ok(Err(stop)) => return Err(stop.into_err(py, "write")),
+            Err(e) => Err(e),
+        };
+        outcome.map_err(|e| {
             if e.kind() == smobject::ErrorKind::InvalidValue && e.key().is_none() {
                 // A range or length error: the runtime's words, with the object's context.
                 let text = e.to_string();
@@ -330,11 +397,22 @@ impl Object {
     }
 
     /// Detaches now (the last process out frees the object). Further use raises
-    /// `smobject.Closed`; closing twice is allowed.
+    /// `smobject.Closed`; closing twice is allowed. Waits and writes blocked in other threads
+    /// raise `smobject.Closed` within 50 ms, and `close()` returns once they let go (waiting
+    /// at most 1 s), so the object is detached when it returns.
     fn close(&mut self, py: Python<'_>) {
         if let Some(obj) = self.inner.take() {
-            // Detaching takes the key file's lock: not under the GIL.
-            py.detach(move || drop(obj));
+            self.closing.store(true, Ordering::Release);
+            // Detaching takes the key file's lock: not under the GIL. Waits and writes in
+            // other threads see `closing` within a slice and let go of their clones; this
+            // waits for that (bounded), so the object is detached when `close()` returns.
+            py.detach(move || {
+                let until = Instant::now() + CLOSE_GRACE;
+                while Arc::strong_count(&obj) > 1 && Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                drop(obj);
+            });
         }
     }
 
