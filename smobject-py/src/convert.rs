@@ -149,7 +149,7 @@ fn to_value(
     v: &Bound<'_, PyAny>,
 ) -> PyResult<Value> {
     match ty {
-        Type::Array(e, _) => {
+        Type::Array(e, n) => {
             if v.is_instance_of::<PyString>()
                 || v.is_instance_of::<PyBytes>()
                 || v.is_instance_of::<PyDict>()
@@ -159,8 +159,18 @@ fn to_value(
             let Ok(items) = v.try_iter() else {
                 return Err(wrong_type(py, obj, what, ty, v));
             };
-            let mut out = Vec::new();
+            let mut out = Vec::with_capacity(*n);
             for (i, item) in items.enumerate() {
+                // At most n + 1 items are taken: an endless iterator (`itertools.repeat`) or a
+                // huge one is refused here, not collected.
+                if i == *n {
+                    return Err(crate::invalid_value(
+                        py,
+                        obj,
+                        "InvalidValue",
+                        &format!("`{what}` is a `{ty}`: more than {n} values given, {n} needed"),
+                    ));
+                }
                 out.push(to_value(py, obj, &format!("{what}[{i}]"), e, &item?)?);
             }
             Ok(Value::Array(out))
@@ -171,15 +181,31 @@ fn to_value(
             };
             let mut out = Vec::new();
             for (name, fv) in d.iter() {
-                let name: String = name.extract()?;
+                let Ok(name) = name.extract::<String>() else {
+                    let given = name
+                        .get_type()
+                        .name()
+                        .map_or_else(|_| "?".to_owned(), |n| n.to_string());
+                    return Err(crate::invalid_value(
+                        py,
+                        obj,
+                        "InvalidValueType",
+                        &format!(
+                            "`{what}` is a `{}`: its field names are `str`, not `{given}`",
+                            s.name
+                        ),
+                    ));
+                };
+                let Some(field) = s.fields.iter().find(|f| f.name == name) else {
+                    return Err(crate::invalid_value(
+                        py,
+                        obj,
+                        "InvalidValue",
+                        &format!("`{what}` is a `{}`, which has no field `{name}`", s.name),
+                    ));
+                };
                 let path = format!("{what}.{name}");
-                // An unknown name is the runtime's error (it names the struct's fields).
-                let fty = s
-                    .fields
-                    .iter()
-                    .find(|f| f.name == name)
-                    .map_or(&Type::Scalar(Scalar::U8), |f| &f.ty);
-                out.push((name, to_value(py, obj, &path, fty, &fv)?));
+                out.push((name, to_value(py, obj, &path, &field.ty, &fv)?));
             }
             Ok(Value::Struct(out))
         }
@@ -193,7 +219,17 @@ fn to_value(
                 }
                 match integer(v)? {
                     Int::Fits(i) => return Ok(i),
-                    Int::Huge(_, x) => return Ok(Value::Float(x)),
+                    // Beyond 128 bits but within a double (`2**200`): the runtime checks
+                    // an f32's range.
+                    Int::Huge(_, Some(x)) => return Ok(Value::Float(x)),
+                    Int::Huge(text, None) => {
+                        return Err(crate::invalid_value(
+                            py,
+                            obj,
+                            "InvalidValue",
+                            &format!("`{what}` is a `{ty}`: {text} is out of range"),
+                        ))
+                    }
                     Int::No => {}
                 }
                 if v.is_instance_of::<PyString>() || v.is_instance_of::<PyBytes>() {
@@ -223,8 +259,9 @@ fn to_value(
 enum Int {
     /// An integer within 128 bits.
     Fits(Value),
-    /// An integer beyond 128 bits: its text, and its value as a float.
-    Huge(String, f64),
+    /// An integer beyond 128 bits: its text, and its value as a float if a double holds it
+    /// (`float(10**400)` raises `OverflowError`: no infinity of either sign is made up).
+    Huge(String, Option<f64>),
     /// Not an integer.
     No,
 }
@@ -250,10 +287,7 @@ fn integer(v: &Bound<'_, PyAny>) -> PyResult<Int> {
     if let Ok(u) = i.extract::<u128>() {
         return Ok(Int::Fits(Value::Unsigned(u)));
     }
-    Ok(Int::Huge(
-        i.str()?.to_string(),
-        i.extract::<f64>().unwrap_or(f64::INFINITY),
-    ))
+    Ok(Int::Huge(i.str()?.to_string(), i.extract::<f64>().ok()))
 }
 
 /// The [`Value`] to write to the field or path `path` of `obj` from a Python value.

@@ -4,6 +4,7 @@ close, and the errors of each."""
 from __future__ import annotations
 
 import gc
+import itertools
 import struct
 import time
 
@@ -364,6 +365,15 @@ def test_write_refuses_bad_values_and_writes_nothing(key_path):
             (dict(seq=2, pos=[1, "x", 3]), smobject.InvalidValueType, "`pos[1]` is a `f64`: a number is needed, not a `str`"),
             (dict(seq=2, v=[1, 2, 3]), smobject.InvalidValueType, "`v` is a `Vec3`: a dict of its fields is needed"),
             (dict(seq=2, pos=None), smobject.InvalidValueType, "not a `NoneType`"),
+            # An endless (or huge) iterator is refused after n + 1 items, not collected.
+            (dict(seq=2, pos=itertools.repeat(1.0)), smobject.InvalidValue, "`pos` is a `[f64; 3]`: more than 3 values given, 3 needed"),
+            (dict(seq=2, pos=range(10**12)), smobject.InvalidValue, "more than 3 values given"),
+            # An int beyond a double is out of range, not an infinity (of either sign).
+            (dict(seq=2, **{"pos[0]": -(10**400)}), smobject.InvalidValue, "`pos[0]` is a `f64`: -1000"),
+            (dict(seq=2, **{"pos[0]": 10**400}), smobject.InvalidValue, "is out of range"),
+            # An unknown field of a nested struct is named as such, whatever its value.
+            (dict(seq=2, v={"w": "str"}), smobject.InvalidValue, "`v` is a `Vec3`, which has no field `w`"),
+            (dict(seq=2, v={1: 2.0}), smobject.InvalidValueType, "`v` is a `Vec3`: its field names are `str`, not `int`"),
         ]
         for fields, cls, text in cases:
             with pytest.raises(cls) as e:
@@ -374,6 +384,9 @@ def test_write_refuses_bad_values_and_writes_nothing(key_path):
             assert "hint: " in str(e.value)
             assert isinstance(e.value, TypeError if cls is smobject.InvalidValueType else ValueError)
         assert o.read() == before and o.version == v, "nothing was written"
+        # A double holds 2**200: a float field takes it.
+        o.write(**{"pos[0]": 2**200})
+        assert o.read()["pos"][0] == float(2**200)
 
 
 def test_wait_for_update_timeout(key_path):
@@ -437,6 +450,28 @@ def test_struct_declarations_refused():
         Base()
     with pytest.raises(TypeError):
         smobject.create("/tmp", "a", dict)  # type: ignore[arg-type]
+    # A field no path could name (`a.b` would read as field `b` of `a`).
+    for name in ["a.b", "a[0]", "x y", "a\x00b", ""]:
+        with pytest.raises(TypeError, match="is not an identifier"):
+            type("Dotted", (smobject.Struct,), {"__annotations__": {name: smobject.u64}})
+    with pytest.raises(TypeError, match="has no bytes"):
+
+        class Nothing(smobject.Struct):
+            a: smobject.u64[0]
+
+
+def test_schema_membership_and_paths_given_as_bytes_or_with_nul(key_path):
+    with smobject.create(key_path.encode(), "a", Telemetry) as o:
+        assert "seq" in o.schema and "nope" not in o.schema
+        assert o.schema["pos"] in o.schema
+        assert "seq" in Telemetry.schema()
+        assert o.path == key_path
+    with pytest.raises(ValueError, match="embedded null byte"):
+        smobject.access(key_path + "\0x", "a")
+    with pytest.raises(ValueError, match="embedded null byte"):
+        smobject.remove_stale(key_path + "\0x", "a")
+    # A bare uid is as good as a list of one, as for access.
+    assert smobject.remove_stale(key_path, "a", allow_uid=65534) is False
 
 
 def test_struct_with_postponed_annotations():

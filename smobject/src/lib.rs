@@ -1,6 +1,7 @@
 //! Share a plain `#[repr(C)]` struct between processes on one host through System V shared
 //! memory: typed, checked at compile time, synchronised, and freed when the last process
-//! detaches, even when processes crash.
+//! detaches, even when other processes crashed (a pair whose last process crashed is
+//! reclaimed by the next creator, or by [`remove_stale`]).
 //!
 //! # Quick start
 //! ```

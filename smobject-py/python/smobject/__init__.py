@@ -1,7 +1,8 @@
 """smobject: share a C struct between processes through System V shared memory.
 
 Python bindings of the Rust runtime: consistent snapshots (seqlock), locked writes published
-at once, futex waits, and objects freed when the last process detaches, even after crashes.
+at once, futex waits, and objects freed when the last process detaches, also when others
+crashed (a pair whose last process was killed waits for the next create or `remove_stale`).
 Objects describe themselves, so any object opens with no declaration:
 
 ```python
@@ -28,12 +29,11 @@ from . import _errors, _object, _schema, _types
 from ._errors import *  # noqa: F401,F403
 from ._object import *  # noqa: F401,F403
 from ._schema import *  # noqa: F401,F403
-from ._smobject import FORMAT_VERSION, remove_stale
+from ._smobject import FORMAT_VERSION
 from ._types import *  # noqa: F401,F403
 
 __all__ = [
     *_object.__all__,
-    "remove_stale",
     *_schema.__all__,
     *_types.__all__,
     *_errors.__all__,

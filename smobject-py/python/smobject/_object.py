@@ -11,9 +11,9 @@ from . import _smobject
 from ._schema import Schema
 from ._types import Struct
 
-__all__ = ["Object", "create", "open_or_create", "access"]
+__all__ = ["Object", "create", "open_or_create", "access", "remove_stale"]
 
-PathLike = Union[str, "os.PathLike[str]"]
+PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 # Open objects, closed at interpreter exit (whatever still references them), so that a Python
 # process that exits normally is never left attached: the last one out frees.
@@ -84,7 +84,7 @@ def create(
     missing. Raises `AlreadyExists` if a live one exists (a stale one, whose processes all
     died, is replaced). `mode`: permission bits of the segments (read and write bits only:
     `0o660` shares the object with the group). `allow_uid`: as for `access`."""
-    return _opened(Object("create", os.fspath(path), id, _desc(struct, "create"), mode, _uids(allow_uid)))
+    return _opened(Object("create", _path(path), id, _desc(struct, "create"), mode, _uids(allow_uid)))
 
 
 def open_or_create(
@@ -94,7 +94,7 @@ def open_or_create(
     first (the prefix rule), or creates it. `o.created` tells which happened. `mode` and
     `allow_uid` as for `create` and `access`."""
     return _opened(
-        Object("open_or_create", os.fspath(path), id, _desc(struct, "open_or_create"), mode, _uids(allow_uid))
+        Object("open_or_create", _path(path), id, _desc(struct, "open_or_create"), mode, _uids(allow_uid))
     )
 
 
@@ -114,7 +114,24 @@ def access(
     Only this user's objects of mode `0o600` are trusted, as in Rust: an object created with
     a broader mode (`0o660`, shared with the group) needs `mode=0o660`, and one owned by
     another user needs its uid in `allow_uid`; otherwise `ForeignOwner` is raised."""
-    return _opened(Object("access", os.fspath(path), id, _desc(struct, "access"), mode, _uids(allow_uid)))
+    return _opened(Object("access", _path(path), id, _desc(struct, "access"), mode, _uids(allow_uid)))
+
+
+def remove_stale(path: PathLike, id: str, *, allow_uid: Iterable[int] = ()) -> bool:
+    """Removes the object under `(path, id)` if no process is attached to it (left by
+    processes that all died), whatever its mode; returns whether one was removed. Raises
+    `InUse` if processes are attached (the last of them frees it), and `ForeignOwner` for
+    another user's pair unless its uid is in `allow_uid`."""
+    return _smobject.remove_stale(_path(path), id, allow_uid=_uids(allow_uid))
+
+
+def _path(path: PathLike) -> str:
+    """A key file's path as text (str, bytes or os.PathLike), refusing what no file can be
+    named: a NUL byte would cut the path short, as `open()` refuses it too."""
+    p = os.fsdecode(os.fspath(path))
+    if "\0" in p:
+        raise ValueError(f"key file path {p!r}: embedded null byte")
+    return p
 
 
 def _uids(allow_uid: Iterable[int]) -> List[int]:

@@ -104,6 +104,10 @@ class Schema:
     def __len__(self) -> int:
         return len(self.fields)
 
+    def __contains__(self, name: object) -> bool:
+        """`"seq" in schema`: whether a field has this name (a `Field` of it counts too)."""
+        return any(f.name == name or f is name for f in self.fields)
+
     def __getitem__(self, name: str) -> Field:
         for f in self.fields:
             if f.name == name:

@@ -241,6 +241,11 @@ class Struct:
         annotations = _annotations(cls, frame)
         del frame
         for field, annotation in annotations.items():
+            if not isinstance(field, str) or not field.isidentifier():
+                raise TypeError(
+                    f"`{struct_name}`: the field name {field!r} is not an identifier, so no path "
+                    "(`a.b`, `pos[1]`) could name it; use letters, digits and `_`"
+                )
             t = _field_type(struct_name, field, annotation)
             start = -(-offset // t.align) * t.align
             if start > offset:
@@ -262,6 +267,11 @@ class Struct:
         if not fields:
             raise TypeError(f"`{struct_name}` has no fields: annotate them (`seq: smobject.u64`)")
         size = -(-offset // align) * align
+        if size == 0:
+            raise TypeError(
+                f"`{struct_name}` has no bytes (every field is an empty array): a shared object "
+                "cannot be empty; give it a field of at least one byte"
+            )
         if size > offset:
             gap = size - offset
             raise TypeError(
