@@ -147,7 +147,7 @@ def test_a_group_shared_object_needs_its_mode_and_its_stale_pair_is_freed(key_pa
 o = smobject.create(path, id, Telemetry, mode=0o660)
 o.write(seq=4)
 print("ok", flush=True)
-o.wait_for_update(o.version)          # holds the object until killed
+sys.stdin.readline()                  # holds the object until killed (a write must not end it)
 """
     p = spawn(sys.executable, "-c", code, key_path, "a")
     p.expect("ok")
@@ -167,4 +167,31 @@ o.wait_for_update(o.version)          # holds the object until killed
     assert p.kill() == -signal.SIGKILL
     assert len(no_segments_under(key_path)) == 2
     assert smobject.remove_stale(key_path, "a") is True
+    assert not no_segments_under(key_path)
+
+
+def test_out_of_file_descriptors_is_an_os_error_with_the_ulimit_hint(key_path, spawn):
+    # Each open object holds its key file open (for the lock); a low RLIMIT_NOFILE runs out.
+    # A key file per object, made by create: the open that runs out is the key file's
+    # creation (which once hinted to create the key file beforehand).
+    code = DECLARE + """
+import os, resource
+resource.setrlimit(resource.RLIMIT_NOFILE, (24, 24))
+held = []
+try:
+    for i in range(64):
+        held.append(smobject.create(f"{path}.{i}", "a", Telemetry))
+    print("no error", flush=True)
+except smobject.Error as e:
+    print("err", e.kind, e.errno, len(held), "|", e.hint, flush=True)
+for i, o in enumerate(held):
+    o.close()
+    os.remove(f"{path}.{i}")
+"""
+    p = spawn(sys.executable, "-c", code, key_path, "a")
+    line = p.expect("err ")
+    kind, errno_, _, hint = line.split(" ", 4)[1:]
+    assert kind == "Os" and int(errno_) == 24, line  # EMFILE
+    assert "ulimit -n" in hint and "beforehand" not in hint, line
+    assert p.finish() == 0
     assert not no_segments_under(key_path)

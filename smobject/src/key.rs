@@ -102,9 +102,13 @@ impl Key {
                     .hint("create the directory, or choose a key file in an existing one"));
                 }
                 Err(e) => {
-                    return Err(Error::os("creating the key file", &e)
-                        .with_path_id(path, id)
-                        .hint("create the key file beforehand, readable by every process that uses the object"));
+                    let err = Error::os("creating the key file", &e).with_path_id(path, id);
+                    // Out of file descriptors, creating it beforehand would not help: the
+                    // errno's own hint (raise `ulimit -n`) says what would.
+                    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+                        return Err(err);
+                    }
+                    return Err(err.hint("create the key file beforehand, readable by every process that uses the object"));
                 }
             }
         }
