@@ -149,32 +149,7 @@ fn to_value(
     v: &Bound<'_, PyAny>,
 ) -> PyResult<Value> {
     match ty {
-        Type::Array(e, n) => {
-            if v.is_instance_of::<PyString>()
-                || v.is_instance_of::<PyBytes>()
-                || v.is_instance_of::<PyDict>()
-            {
-                return Err(wrong_type(py, obj, what, ty, v));
-            }
-            let Ok(items) = v.try_iter() else {
-                return Err(wrong_type(py, obj, what, ty, v));
-            };
-            let mut out = Vec::with_capacity(*n);
-            for (i, item) in items.enumerate() {
-                // At most n + 1 items are taken: an endless iterator (`itertools.repeat`) or a
-                // huge one is refused here, not collected.
-                if i == *n {
-                    return Err(crate::invalid_value(
-                        py,
-                        obj,
-                        "InvalidValue",
-                        &format!("`{what}` is a `{ty}`: more than {n} values given, {n} needed"),
-                    ));
-                }
-                out.push(to_value(py, obj, &format!("{what}[{i}]"), e, &item?)?);
-            }
-            Ok(Value::Array(out))
-        }
+        Type::Array(e, n) => array_value(py, obj, what, ty, (e, *n), v),
         Type::Struct(s) => {
             let Ok(d) = v.cast::<PyDict>() else {
                 return Err(wrong_type(py, obj, what, ty, v));
@@ -253,6 +228,45 @@ fn to_value(
             }
         }
     }
+}
+
+/// An array's value: a sequence (any iterable but `str`, a `dict`, or `bytes` unless the
+/// elements are `u8`) of at most `n` elements of type `e`.
+fn array_value(
+    py: Python<'_>,
+    obj: &DynObject,
+    what: &str,
+    ty: &Type,
+    (e, n): (&Type, usize),
+    v: &Bound<'_, PyAny>,
+) -> PyResult<Value> {
+    // `bytes` is a sequence of ints: right for a `u8` array (`o.write(raw=b"...")`),
+    // a mistake for any other (as a `str` always is).
+    let bytes_ok = matches!(*e, Type::Scalar(Scalar::U8));
+    if v.is_instance_of::<PyString>()
+        || (v.is_instance_of::<PyBytes>() && !bytes_ok)
+        || v.is_instance_of::<PyDict>()
+    {
+        return Err(wrong_type(py, obj, what, ty, v));
+    }
+    let Ok(items) = v.try_iter() else {
+        return Err(wrong_type(py, obj, what, ty, v));
+    };
+    let mut out = Vec::new(); // not with_capacity(n): n may be huge, the input short
+    for (i, item) in items.enumerate() {
+        // At most n + 1 items are taken: an endless iterator (`itertools.repeat`) or a
+        // huge one is refused here, not collected.
+        if i == n {
+            return Err(crate::invalid_value(
+                py,
+                obj,
+                "InvalidValue",
+                &format!("`{what}` is a `{ty}`: more than {n} values given, {n} needed"),
+            ));
+        }
+        out.push(to_value(py, obj, &format!("{what}[{i}]"), e, &item?)?);
+    }
+    Ok(Value::Array(out))
 }
 
 /// What [`integer`] found.

@@ -460,6 +460,20 @@ def test_struct_declarations_refused():
             a: smobject.u64[0]
 
 
+def test_a_u8_array_takes_bytes_and_no_other_array_does(key_path):
+    class Frame(smobject.Struct):
+        raw: smobject.u8[4]
+        words: smobject.u32[1]
+
+    with smobject.create(key_path, "a", Frame) as o:
+        o.write(raw=b"\x01\x02\xfe\xff")
+        assert o.read()["raw"] == [1, 2, 254, 255]
+        with pytest.raises(smobject.InvalidValue, match="3 values given, 4 needed"):
+            o.write(raw=b"abc")
+        with pytest.raises(smobject.InvalidValueType, match="`words` is a `\\[u32; 1\\]`: a sequence is needed, not a `bytes`"):
+            o.write(words=b"\x07")
+
+
 def test_schema_membership_and_paths_given_as_bytes_or_with_nul(key_path):
     with smobject.create(key_path.encode(), "a", Telemetry) as o:
         assert "seq" in o.schema and "nope" not in o.schema
