@@ -280,6 +280,9 @@ def test_close_context_manager_and_gc_detach(key_path):
         o.read()
     with pytest.raises(smobject.Closed):
         o.version
+    with pytest.raises(smobject.Closed, match="was closed"):
+        with o:
+            pass
     assert not no_segments_under(key_path), "close() detached: the last one out freed it"
     with smobject.create(key_path, "a", Sensor) as o:
         pass
@@ -450,6 +453,9 @@ def test_struct_declarations_refused():
         Base()
     with pytest.raises(TypeError):
         smobject.create("/tmp", "a", dict)  # type: ignore[arg-type]
+    for make in (smobject.create, smobject.open_or_create):
+        with pytest.raises(TypeError, match="not None"):
+            make("/tmp", "a", None)  # type: ignore[arg-type]
     # A field no path could name (`a.b` would read as field `b` of `a`).
     for name in ["a.b", "a[0]", "x y", "a\x00b", ""]:
         with pytest.raises(TypeError, match="is not an identifier"):

@@ -8,6 +8,7 @@ import weakref
 from typing import Any, Iterable, List, Optional, Type, Union
 
 from . import _smobject
+from ._errors import Closed
 from ._schema import Schema
 from ._types import Struct
 
@@ -28,6 +29,8 @@ def _close_all() -> None:
 
 def _desc(struct: Optional[Type[Struct]], op: str) -> Any:
     if struct is None:
+        if op != "access":  # only access can read the struct from the object
+            raise TypeError(f"{op}: expected a smobject.Struct subclass with fields, not None")
         return None
     if not (isinstance(struct, type) and issubclass(struct, Struct) and "__smobject_desc__" in struct.__dict__):
         raise TypeError(f"{op}: expected a smobject.Struct subclass with fields, not {struct!r}")
@@ -63,6 +66,8 @@ class Object(_smobject.Object):
         return cached
 
     def __enter__(self) -> "Object":
+        if self.closed:
+            raise Closed("the object was closed: open it again to use it")
         return self
 
     def __exit__(self, *exc: Any) -> None:
