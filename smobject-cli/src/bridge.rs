@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use smobject::{Key, Options};
+use smobject::{DynObject, Key, Options};
 use zenoh::Wait;
 
 use crate::Failure;
@@ -48,15 +48,8 @@ fn bridge(e: smobject_zenoh::Error) -> Failure {
 }
 
 /// `smobject publish PATH ID KEYEXPR`.
-pub(crate) fn publish(
-    path: &Path,
-    id: u8,
-    opts: &Options,
-    keyexpr: &str,
-    net: &Net<'_>,
-) -> Result<(), Failure> {
+pub(crate) fn publish(object: DynObject, keyexpr: &str, net: &Net<'_>) -> Result<(), Failure> {
     catch_stop_signals();
-    let object = crate::attach(path, id, opts)?;
     let session = session(net)?;
     let mut publication =
         smobject_zenoh::Publication::new(&session, keyexpr, object).map_err(bridge)?;

@@ -1,10 +1,9 @@
 //! `smobject get`: one consistent snapshot of an object's fields, by name, as text or JSON.
 
 use std::io::Write;
-use std::path::Path;
 
 use smobject::schema::Value;
-use smobject::Options;
+use smobject::DynObject;
 
 use crate::Failure;
 
@@ -16,13 +15,10 @@ use crate::Failure;
 /// the same snapshot. An unknown field fails before anything is printed.
 pub(crate) fn run(
     out: &mut impl Write,
-    path: &Path,
-    id: u8,
-    opts: &Options,
+    object: DynObject,
     fields: &[String],
     json: bool,
 ) -> Result<(), Failure> {
-    let object = crate::attach(path, id, opts)?;
     let snap = object.read();
     drop(object); // the snapshot owns its bytes: detach before printing
     if fields.is_empty() {

@@ -194,6 +194,12 @@ struct ObjectArgs {
     access: AccessArgs,
 }
 
+impl ObjectArgs {
+    fn attach(&self) -> Result<DynObject, Failure> {
+        attach(&self.path, self.id, &self.access.options())
+    }
+}
+
 /// Which existing segments a command that attaches trusts: as the library's `Options`.
 #[derive(Args, Debug)]
 struct AccessArgs {
@@ -222,7 +228,7 @@ impl AccessArgs {
 
 /// Attaches to the object at `path` `id` as `get`, `set`, `watch --json` and `publish` do,
 /// with the hints of the command line rather than the library's.
-pub(crate) fn attach(path: &Path, id: u8, opts: &Options) -> Result<DynObject, Failure> {
+fn attach(path: &Path, id: u8, opts: &Options) -> Result<DynObject, Failure> {
     DynObject::access_in(&Key::from_path(path, id)?, opts).map_err(|e| {
         if e.kind() == smobject::ErrorKind::ForeignOwner {
             return Failure::Smobject(e.with_hint(
@@ -351,7 +357,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         } => match (&target.path, target.id) {
             (Some(path), Some(id)) => {
                 let opts = AccessArgs { mode, allow_uid }.options();
-                watch::run_json(&mut out, path, id, &opts, count)
+                watch::run_json(&mut out, &attach(path, id, &opts)?, count)
             }
             // clap's `conflicts_with` makes this unreachable; still, no panic.
             _ => Err(Failure::Usage("--json needs PATH and ID, not --key".into())),
@@ -367,35 +373,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
             object,
             fields,
             json,
-        } => get::run(
-            &mut out,
-            &object.path,
-            object.id,
-            &object.access.options(),
-            &fields,
-            json,
-        ),
+        } => get::run(&mut out, object.attach()?, &fields, json),
         Command::Set {
             object,
             assignments,
-        } => set::run(
-            &mut out,
-            &object.path,
-            object.id,
-            &object.access.options(),
-            &assignments,
-        ),
+        } => set::run(&mut out, &object.attach()?, &assignments),
         Command::Publish {
             object,
             keyexpr,
             net,
-        } => bridge::publish(
-            &object.path,
-            object.id,
-            &object.access.options(),
-            &keyexpr,
-            &net.net(),
-        ),
+        } => bridge::publish(object.attach()?, &keyexpr, &net.net()),
         Command::Subscribe {
             keyexpr,
             object,

@@ -1,10 +1,9 @@
 //! `smobject set`: fields written by name, all in one locked write.
 
 use std::io::Write;
-use std::path::Path;
 use std::time::Duration;
 
-use smobject::{ErrorKind, Options};
+use smobject::{DynObject, ErrorKind};
 
 use crate::Failure;
 
@@ -17,12 +16,9 @@ const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 /// [`LOCK_TIMEOUT`]. Prints `version N`, the new version.
 pub(crate) fn run(
     out: &mut impl Write,
-    path: &Path,
-    id: u8,
-    opts: &Options,
+    object: &DynObject,
     assignments: &[String],
 ) -> Result<(), Failure> {
-    let object = crate::attach(path, id, opts)?;
     // A process holding a write guard (a stopped writer, a leaked guard) must not hang the
     // command: the same bound as the key file's lock.
     match object.set_timeout(assignments, LOCK_TIMEOUT) {

@@ -2,10 +2,9 @@
 //! `--json`, every new value as it is published.
 
 use std::io::Write;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use smobject::{inspect, Options};
+use smobject::{inspect, DynObject};
 
 use crate::ls::header;
 use crate::target::Target;
@@ -90,12 +89,9 @@ pub(crate) fn run(
 /// until interrupted or stdout is closed.
 pub(crate) fn run_json(
     out: &mut impl Write,
-    path: &Path,
-    id: u8,
-    opts: &Options,
+    object: &DynObject,
     count: Option<u64>,
 ) -> Result<(), Failure> {
-    let object = crate::attach(path, id, opts)?;
     let mut printed = 0u64;
     let mut last: Option<u64> = None;
     while count.is_none_or(|c| printed < c) {

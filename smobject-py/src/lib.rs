@@ -203,9 +203,7 @@ impl Object {
                  has only read and write bits"
             )));
         }
-        let opts = allow_uid
-            .into_iter()
-            .fold(Options::new().mode(mode), Options::allow_uid);
+        let opts = options(Options::new().mode(mode), allow_uid);
         let opened = py.detach(|| -> smobject::Result<Option<DynObject>> {
             Ok(Some(match (op, schema) {
                 ("access", None) => DynObject::access_in(&Key::from_path(&path, id)?, &opts)?,
@@ -378,22 +376,21 @@ impl Object {
                 other => return other.map(Ok),
             }
         });
-        let outcome = match outcome {
+        match outcome {
             Ok(Ok(version)) => Ok(version),
-            Ok(Err(stop)) => return Err(stop.into_err(py, "write")),
-            Err(e) => Err(e),
-        };
-        outcome.map_err(|e| {
-            if e.kind() == smobject::ErrorKind::InvalidValue && e.key().is_none() {
-                // A range or length error: the runtime's words, with the object's context.
-                let text = e.to_string();
-                let detail = text.strip_prefix("invalid value: ").unwrap_or(&text);
-                let detail = detail.split("; hint: ").next().unwrap_or(detail);
-                invalid_value(py, &obj, "InvalidValue", detail)
-            } else {
-                py_err(py, &e)
-            }
-        })
+            Ok(Err(stop)) => Err(stop.into_err(py, "write")),
+            Err(e) => Err(
+                if e.kind() == smobject::ErrorKind::InvalidValue && e.key().is_none() {
+                    // A range or length error: the runtime's words, with the object's context.
+                    let text = e.to_string();
+                    let detail = text.strip_prefix("invalid value: ").unwrap_or(&text);
+                    let detail = detail.split("; hint: ").next().unwrap_or(detail);
+                    invalid_value(py, &obj, "InvalidValue", detail)
+                } else {
+                    py_err(py, &e)
+                },
+            ),
+        }
     }
 
     /// Detaches now (the last process out frees the object). Further use raises
@@ -499,11 +496,14 @@ fn schema_info<'py>(
 #[allow(clippy::needless_pass_by_value)] // pyo3 extracts arguments as owned values
 fn remove_stale(py: Python<'_>, path: PathBuf, id: &str, allow_uid: Vec<u32>) -> PyResult<bool> {
     let id = parse_id(py, &path, id)?;
-    let opts = allow_uid
-        .into_iter()
-        .fold(Options::new(), Options::allow_uid);
+    let opts = options(Options::new(), allow_uid);
     py.detach(|| smobject::remove_stale_with(&Key::from_path(&path, id)?, &opts))
         .map_err(|e| py_err(py, &e))
+}
+
+/// `opts` trusting the owners `allow_uid` too (the keyword of `access`, `remove_stale`, ...).
+fn options(opts: Options, allow_uid: Vec<u32>) -> Options {
+    allow_uid.into_iter().fold(opts, Options::allow_uid)
 }
 
 /// The extension module.

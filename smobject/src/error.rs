@@ -166,11 +166,9 @@ impl Error {
     pub(crate) fn with_key(mut self, key: &Key) -> Self {
         let (raw, id) = if key.id() < crate::key::ID_MIN {
             let id = key.id() + crate::key::COUNTER_OFFSET;
-            let counter = key.raw() as u32;
             let detail = std::mem::take(&mut self.inner.detail);
-            self.inner.detail = format!("counter segment {counter:#010x}: {detail}");
-            // ftok keeps the id in the top byte: the data key is the counter's, re-topped.
-            ((counter & 0x00ff_ffff | u32::from(id) << 24) as i32, id)
+            self.inner.detail = format!("counter segment {key}: {detail}");
+            (crate::key::key_with_id(key.raw(), id), id)
         } else {
             (key.raw(), key.id())
         };

@@ -374,7 +374,7 @@ pub struct Pair {
 #[must_use]
 pub fn counter_key_of(data_key: i32) -> i32 {
     let id = ((data_key as u32) >> 24) as u8;
-    (data_key & 0x00ff_ffff) | (i32::from(id.wrapping_sub(COUNTER_OFFSET)) << 24)
+    crate::key::key_with_id(data_key, id.wrapping_sub(COUNTER_OFFSET))
 }
 
 /// Every smobject pair on the host: data keys whose id byte is in `'A'..='z'` and whose
@@ -413,7 +413,7 @@ pub fn pairs() -> Result<Vec<Pair>> {
         }
         if let Ok(h) = read_header(s.shmid) {
             if h.valid {
-                let dk = (s.key & 0x00ff_ffff) | (i32::from(id) << 24);
+                let dk = crate::key::key_with_id(s.key, id);
                 out.push(make_pair(dk, s.key, id, None, Some(s.clone()), Some(Ok(h))));
             }
         }

@@ -45,6 +45,12 @@ fn hash_path(path: &Path) -> u64 {
     crate::layout::fnv1a(crate::layout::FNV_OFFSET, abs.as_os_str().as_bytes())
 }
 
+/// The key `ftok` gives the same file with another id: ftok keeps the id in the top byte and
+/// the file's device and inode in the low 24 bits.
+pub(crate) fn key_with_id(raw: i32, id: u8) -> i32 {
+    (raw & 0x00ff_ffff) | (i32::from(id) << 24)
+}
+
 impl Key {
     /// `ftok(path, id)`.
     ///
@@ -121,8 +127,8 @@ impl Key {
                 let counter_id = id.wrapping_sub(COUNTER_OFFSET);
                 // The same file, stat'ed again; should it vanish in between, ftok's formula
                 // on the data key gives what ftok would have.
-                let counter_raw = sys::ftok(path, counter_id)
-                    .unwrap_or((raw & 0x00ff_ffff) | (i32::from(counter_id) << 24));
+                let counter_raw =
+                    sys::ftok(path, counter_id).unwrap_or(key_with_id(raw, counter_id));
                 Ok(Key {
                     raw,
                     counter_raw,
@@ -161,8 +167,7 @@ impl Key {
         Key {
             raw: self.counter_raw,
             // A counter key has no counter of its own; this value is never used as a key.
-            counter_raw: (self.counter_raw & 0x00ff_ffff)
-                | (i32::from(id.wrapping_sub(COUNTER_OFFSET)) << 24),
+            counter_raw: key_with_id(self.counter_raw, id.wrapping_sub(COUNTER_OFFSET)),
             path: self.path.clone(),
             id,
         }

@@ -236,11 +236,18 @@ fn check_owner(key: &Key, f: &Found, opts: &Options) -> Result<()> {
     check_segment(key, f, opts, true)
 }
 
-/// Refuses to remove a stale segment that is not ours. Its mode does not matter: nothing is
-/// read from a segment that is removed, so a pair left by an earlier run with another mode
-/// (say 0660) is freed like any other.
-fn check_removable(key: &Key, f: &Found, opts: &Options) -> Result<()> {
-    check_segment(key, f, opts, false)
+/// Refuses to remove a stale pair (or half pair) whose segments are not ours. Their mode
+/// does not matter: nothing is read from a pair that is removed, so one left by an earlier run
+/// with another mode (say 0660) is freed like any other.
+fn check_removable(
+    key: &Key,
+    data: Option<Found>,
+    counter: Option<Found>,
+    opts: &Options,
+) -> Result<()> {
+    data.iter()
+        .chain(counter.iter())
+        .try_for_each(|f| check_segment(key, f, opts, false))
 }
 
 fn check_segment(key: &Key, f: &Found, opts: &Options, mode_matters: bool) -> Result<()> {
@@ -401,9 +408,7 @@ impl RawObject {
             .with_key(key)
             .hint("use access() or open_or_create() to share it; if its processes are gone, remove_stale() frees it")),
             (_, true, true) => {
-                for f in data.iter().chain(counter.iter()) {
-                    check_removable(key, f, opts)?;
-                }
+                check_removable(key, data, counter, opts)?;
                 remove_pair(data, counter).map_err(|e| Error::os("removing a stale pair", &e).with_key(key))?;
                 Self::create_locked(key, &ckey, layout, opts, init, file_id)
             }
@@ -555,9 +560,7 @@ impl RawObject {
         let (Some(d), Some(c)) = (data, counter) else {
             let missing = if data.is_none() { "data" } else { "counter" };
             if stale(data) && stale(counter) {
-                for f in data.iter().chain(counter.iter()) {
-                    check_removable(key, f, opts)?;
-                }
+                check_removable(key, data, counter, opts)?;
                 let _ = remove_pair(data, counter);
                 return Err(Error::new(ErrorKind::NotFound, format!("only a half-created pair was found (its {missing} segment was missing); it was removed"))
                     .with_key(key)
@@ -808,7 +811,7 @@ fn check_unreachable(key: &Key, (dev, ino): (u64, u64), opts: &Options) -> Resul
         }
         if !s.removed && h.path_hash == hash && !same_file {
             // `s` is the counter segment: the data key has the object's id in the top byte.
-            let data_key = (s.key & 0x00ff_ffff) | (i32::from(key.id()) << 24);
+            let data_key = crate::key::key_with_id(s.key, key.id());
             if s.nattch > 0 {
                 return Err(Error::new(
                     ErrorKind::KeyCollision,
@@ -1076,9 +1079,7 @@ pub fn remove_stale_with(key: &Key, opts: &Options) -> Result<bool> {
                 .hint("stop them first; the last one to detach frees the object"),
         );
     }
-    for f in data.iter().chain(counter.iter()) {
-        check_removable(key, f, opts)?;
-    }
+    check_removable(key, data, counter, opts)?;
     remove_pair(data, counter).map_err(|e| Error::os("shmctl(IPC_RMID)", &e).with_key(key))?;
     Ok(true)
 }
