@@ -162,18 +162,17 @@ pub(crate) fn parse_key(s: &str) -> Result<i32, String> {
     Ok(v as i32)
 }
 
-/// `--mode OCTAL`: `600`, `0660`, `0o640`. Only read and write bits: shared memory is never
-/// executable, and a mode is refused rather than silently narrowed.
+/// `--mode OCTAL`: `600`, `0660`, `0o640`. Only read and write bits, the owner's among them
+/// ([`smobject::Options::validate`]): a mode is refused rather than silently narrowed.
 pub(crate) fn parse_mode(s: &str) -> Result<u32, String> {
     let t = s.trim();
     let digits = t.strip_prefix("0o").unwrap_or(t);
     let mode = u32::from_str_radix(digits, 8)
         .map_err(|_| format!("`{s}` is not an octal mode (like 600 or 660)"))?;
-    if mode & !0o666 != 0 {
-        return Err(format!(
-            "mode `{s}` has bits outside 0666 (execute, setuid, sticky): shared memory has only read and write bits"
-        ));
-    }
+    smobject::Options::new()
+        .mode(mode)
+        .validate()
+        .map_err(|e| format!("`{s}`: {e}"))?;
     Ok(mode)
 }
 
@@ -232,7 +231,10 @@ mod tests {
         assert_eq!(parse_mode("660"), Ok(0o660));
         assert_eq!(parse_mode("0o640"), Ok(0o640));
         assert_eq!(parse_mode("0600"), Ok(0o600));
-        assert!(parse_mode("755").unwrap_err().contains("outside 0666"));
+        assert!(parse_mode("755").unwrap_err().contains("outside 0o666"));
+        assert!(parse_mode("060")
+            .unwrap_err()
+            .contains("owner's read and write"));
         assert!(parse_mode("8").unwrap_err().contains("octal"));
         assert!(parse_mode("-1").is_err());
         assert_eq!(parse_key("-2147483648"), Ok(i32::MIN));

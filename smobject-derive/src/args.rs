@@ -240,7 +240,8 @@ fn id_out_of_range(lit: &LitChar) -> syn::Error {
     )
 }
 
-/// `mode` must be an integer literal with no bits outside `0o666`.
+/// `mode` must be an integer literal with no bits outside `0o666` and the owner's read and
+/// write bits.
 fn parse_mode(expr: &Expr) -> syn::Result<u32> {
     let Some(Lit::Int(lit)) = literal(expr) else {
         return Err(syn::Error::new_spanned(
@@ -251,6 +252,13 @@ fn parse_mode(expr: &Expr) -> syn::Result<u32> {
     let mode = lit.base10_parse::<u32>().map_err(|_| bad_mode_bits(lit))?;
     if mode & !MODE_MASK != 0 {
         return Err(bad_mode_bits(lit));
+    }
+    if mode & 0o600 != 0o600 {
+        return Err(syn::Error::new_spanned(
+            lit,
+            "`mode` must hold the owner's read and write bits (`0o600`): without them the \
+             creating process itself could not attach; use e.g. `mode = 0o600` or `0o660`",
+        ));
     }
     Ok(mode)
 }
@@ -387,6 +395,14 @@ mod tests {
         single_error(
             quote!(path = "/x", id = 'a', mode = 99_999_999_999),
             "within `0o666`",
+        );
+        single_error(
+            quote!(path = "/x", id = 'a', mode = 0o060),
+            "owner's read and write bits",
+        );
+        single_error(
+            quote!(path = "/x", id = 'a', mode = 0o466),
+            "owner's read and write bits",
         );
     }
 

@@ -192,17 +192,20 @@ impl Object {
         path: PathBuf,
         id: &str,
         schema: Option<&Bound<'_, PyAny>>,
-        mode: u32,
+        mode: i64,
         allow_uid: Vec<u32>,
     ) -> PyResult<Self> {
         let id = parse_id(py, &path, id)?;
         let schema = schema.map(convert::schema_from_desc).transpose()?;
-        if mode & !0o666 != 0 {
-            return Err(PyValueError::new_err(format!(
-                "mode {mode:#o} has bits outside 0o666 (execute, setuid, sticky): shared memory \
-                 has only read and write bits"
-            )));
-        }
+        // A mode outside u32 is refused like one with bad bits (the runtime checks the rest,
+        // naming the key).
+        let mode = u32::try_from(mode).map_err(|_| {
+            py_err_named(
+                py,
+                "InvalidOptions",
+                &format!("invalid options: mode {mode} is not a permission mode; hint: use 0o600 (owner only), 0o660 (owner and group) or 0o666 (everyone)"),
+            )
+        })?;
         let opts = options(Options::new().mode(mode), allow_uid);
         let opened = py.detach(|| -> smobject::Result<Option<DynObject>> {
             Ok(Some(match (op, schema) {

@@ -330,7 +330,7 @@ def test_exception_hierarchy():
     kinds = {
         "PathNotFound", "InvalidId", "NotFound", "AlreadyExists", "PermissionDenied",
         "ForeignOwner", "SizeMismatch", "LayoutMismatch", "NotAnObject", "Limit", "Timeout",
-        "InUse", "Removed", "KeyCollision", "Unrecoverable", "InvalidValue", "Os",
+        "InUse", "Removed", "KeyCollision", "Unrecoverable", "InvalidValue", "InvalidOptions", "Os",
     }
     assert set(BY_KIND) == kinds
     for kind, cls in BY_KIND.items():

@@ -157,15 +157,20 @@ sys.stdin.readline()                  # holds the object until killed (a write m
     assert "0o660" in str(e.value) and "mode=0o660" in e.value.hint, str(e.value)
     with pytest.raises(smobject.ForeignOwner):
         smobject.access(key_path, "a", allow_uid=[65534])  # another uid is not another mode
-    with pytest.raises(ValueError, match="outside 0o666"):
+    with pytest.raises(smobject.InvalidOptions, match="outside 0o666"):
         smobject.access(key_path, "a", mode=0o755)
+    # Modes that cannot work are refused, naming the mode, not narrowed or overflowed.
+    for mode, why in ((0o060, "owner's read and write"), (-1, "mode -1"), (2**32, "not a permission")):
+        with pytest.raises(smobject.InvalidOptions, match=why) as e:
+            smobject.create(key_path, "b", Telemetry, mode=mode)
+        assert isinstance(e.value, ValueError)
     with smobject.access(key_path, "a", Telemetry, mode=0o660) as o:
         assert o.read()["seq"] == 4
         o.write(seq=5)
         assert o.read()["seq"] == 5
     # Its creator dies: the stale 0o660 pair is removed like any other (nothing is read).
     assert p.kill() == -signal.SIGKILL
-    assert len(no_segments_under(key_path)) == 2
+    assert len(no_segments_under(key_path)) == 2  # the pair under 'a' only: none under 'b'
     assert smobject.remove_stale(key_path, "a") is True
     assert not no_segments_under(key_path)
 

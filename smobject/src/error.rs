@@ -54,6 +54,9 @@ pub enum ErrorKind {
     /// integer out of range, a value of the wrong type or length (untyped access:
     /// [`DynObject`](crate::DynObject), the CLI). Nothing was written.
     InvalidValue,
+    /// An [`Options`](crate::Options) value cannot be used: a mode with bits outside `0o666`,
+    /// or without the owner's read and write bits (`0o600`). Nothing was created.
+    InvalidOptions,
     /// Another operating-system error; see [`Error::errno`].
     Os,
 }
@@ -77,6 +80,7 @@ impl ErrorKind {
             Self::KeyCollision => "key collision",
             Self::Unrecoverable => "object unrecoverable",
             Self::InvalidValue => "invalid value",
+            Self::InvalidOptions => "invalid options",
             Self::Os => "operating-system error",
         }
     }
@@ -251,6 +255,7 @@ fn default_hint(kind: ErrorKind, errno: Option<i32>) -> &'static str {
         ErrorKind::KeyCollision => "use one key file per object, and never re-create it while the object lives",
         ErrorKind::Unrecoverable => "once its processes stopped, remove the object (`smobject rm --force PATH ID`) and create it anew",
         ErrorKind::InvalidValue => "see the object's fields and types with `smobject inspect PATH ID`",
+        ErrorKind::InvalidOptions => "use mode 0o600 (owner only), 0o660 (owner and group) or 0o666 (everyone)",
         ErrorKind::Os => match errno {
             Some(libc::EINVAL | libc::EIDRM) => "the segment was removed meanwhile (e.g. by `ipcrm`): open the object again",
             Some(libc::EMFILE | libc::ENFILE) => "too many open files: raise the limit (`ulimit -n`)",
@@ -322,7 +327,9 @@ impl From<Error> for std::io::Error {
                 std::io::ErrorKind::PermissionDenied
             }
             ErrorKind::Timeout => std::io::ErrorKind::TimedOut,
-            ErrorKind::InvalidId | ErrorKind::InvalidValue => std::io::ErrorKind::InvalidInput,
+            ErrorKind::InvalidId | ErrorKind::InvalidValue | ErrorKind::InvalidOptions => {
+                std::io::ErrorKind::InvalidInput
+            }
             _ => std::io::ErrorKind::Other,
         };
         std::io::Error::new(kind, e)

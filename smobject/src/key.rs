@@ -78,10 +78,13 @@ impl Key {
     ///
     /// # Errors
     /// As [`from_path`](Self::from_path); [`ErrorKind::PathNotFound`] if the directory does not
-    /// exist, [`ErrorKind::PermissionDenied`] if the file cannot be created.
+    /// exist, [`ErrorKind::PermissionDenied`] if the file cannot be created,
+    /// [`ErrorKind::InvalidOptions`] for a mode [`Options::validate`](crate::Options::validate)
+    /// refuses (before any file is made).
     pub fn from_path_creating(path: impl AsRef<Path>, id: u8, mode: u32) -> Result<Key> {
         use std::os::unix::fs::OpenOptionsExt;
         let path = path.as_ref();
+        crate::object::check_mode(mode).map_err(|e| e.with_path_id(path, id))?;
         let first = Self::from_path(path, id);
         if !matches!(&first, Err(e) if e.kind() == ErrorKind::PathNotFound) {
             return first;

@@ -110,12 +110,15 @@ impl Options {
         }
     }
 
-    /// Permission bits for new segments (only `0o666` bits are kept: shared memory is never
-    /// executable). An existing object whose mode is broader is refused as
+    /// Permission bits for new segments, and the broadest mode an existing object may have.
+    /// Only read and write bits, including the owner's (`0o600`): a mode with other bits
+    /// (execute, setuid, sticky) or without the owner's is refused, not narrowed, when the
+    /// options are used ([`ErrorKind::InvalidOptions`]; [`validate`](Self::validate) checks
+    /// beforehand). An existing object whose mode is broader is refused as
     /// [`ErrorKind::ForeignOwner`] when attaching; a stale one is removed whatever its mode.
     #[must_use]
     pub fn mode(mut self, mode: u32) -> Options {
-        self.mode = mode & 0o666;
+        self.mode = mode;
         self
     }
 
@@ -137,6 +140,23 @@ impl Options {
     #[must_use]
     pub fn get_mode(&self) -> u32 {
         self.mode
+    }
+
+    /// Checks that the options can be used: [`ErrorKind::InvalidOptions`] for a mode with bits
+    /// outside `0o666` or without the owner's read and write bits. Creating and attaching
+    /// make this check (naming the key); a command-line tool can make it before.
+    ///
+    /// ```
+    /// use smobject::{ErrorKind, Options};
+    /// assert!(Options::new().mode(0o660).validate().is_ok());
+    /// assert_eq!(Options::new().mode(0o755).validate().unwrap_err().kind(), ErrorKind::InvalidOptions);
+    /// assert_eq!(Options::new().mode(0o060).validate().unwrap_err().kind(), ErrorKind::InvalidOptions);
+    /// ```
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidOptions`], naming the mode, with a hint.
+    pub fn validate(&self) -> Result<()> {
+        check_mode(self.mode)
     }
 }
 
@@ -229,6 +249,23 @@ fn find(key: &Key) -> Result<Option<Found>> {
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
         Err(e) => Err(Error::os("shmget", &e).with_key(key)),
     }
+}
+
+/// [`ErrorKind::InvalidOptions`] unless `mode` holds only read and write bits, the owner's
+/// among them (the creator attaches for reading and writing).
+pub(crate) fn check_mode(mode: u32) -> Result<()> {
+    let why = if mode & !0o666 != 0 {
+        "has bits outside 0o666 (execute, setuid, sticky): shared memory has only read and write bits"
+    } else if mode & 0o600 != 0o600 {
+        "lacks the owner's read and write bits (0o600): the creating process itself could not attach"
+    } else {
+        return Ok(());
+    };
+    // The hint is the kind's own (`error::default_hint`).
+    Err(Error::new(
+        ErrorKind::InvalidOptions,
+        format!("mode {mode:#o} {why}"),
+    ))
 }
 
 /// Refuses a segment that is not ours or is more open than asked, before reading a byte.
@@ -382,6 +419,7 @@ impl RawObject {
         intent: Intent,
         init: Option<&dyn Fn(*mut u8)>,
     ) -> Result<RawObject> {
+        check_mode(opts.mode).map_err(|e| e.with_key(key))?;
         let size = layout.size;
         let file = open_key_file(key)?;
         let ckey = key.counter();

@@ -476,7 +476,7 @@ fn a_group_shared_object_needs_mode_and_its_stale_pairs_are_freed_whatever_their
         assert!(run.fails(2).contains("--json"), "{run:#?}");
     }
     let run = smobject(&["get", &path, "m", "--mode", "755"]);
-    assert!(run.fails(2).contains("outside 0666"), "{run:#?}");
+    assert!(run.fails(2).contains("outside 0o666"), "{run:#?}");
     drop(shared);
     assert!(kf.is_clean(b'm'));
 

@@ -88,6 +88,46 @@ fn another_build_of_the_struct_is_a_layout_mismatch() {
 }
 
 #[test]
+fn a_mode_that_cannot_work_is_refused_before_anything_is_made() {
+    let kf = KeyFile::new("typed-badmode");
+    let key = kf.key(b'a');
+    let untyped = || smobject::Layout::untyped(8);
+    for mode in [0o755, 0o1600, 0o060, 0o400] {
+        let opts = smobject::Options::new().mode(mode);
+        assert_eq!(opts.get_mode(), mode, "kept as given, not narrowed");
+        let e = opts.validate().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidOptions, "{e}");
+        for e in [
+            smobject::RawObject::create(&key, untyped(), &opts)
+                .map(drop)
+                .unwrap_err(),
+            smobject::RawObject::open_or_create(&key, untyped(), &opts)
+                .map(drop)
+                .unwrap_err(),
+            smobject::RawObject::access(&key, untyped(), &opts)
+                .map(drop)
+                .unwrap_err(),
+        ] {
+            assert_eq!(e.kind(), ErrorKind::InvalidOptions, "{e}");
+            assert_eq!(e.key(), Some(key.raw()), "{e}");
+            assert!(e.to_string().contains(&format!("{mode:#o}")), "{e}");
+            assert!(e.hint_text().unwrap().contains("0o660"), "{e}");
+        }
+        assert!(kf.is_clean(b'a'), "nothing was created with mode {mode:#o}");
+        // The key file is not made either.
+        let missing = kf.path().with_extension("never");
+        let e = smobject::Key::from_path_creating(&missing, b'a', mode).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidOptions, "{e}");
+        assert!(e.to_string().contains("never"), "names the path: {e}");
+        assert!(!missing.exists());
+    }
+    let ok = smobject::Options::new().mode(0o660);
+    let raw = smobject::RawObject::create(&key, untyped(), &ok).unwrap();
+    drop(raw);
+    assert!(kf.is_clean(b'a'));
+}
+
+#[test]
 fn generated_constructors_use_the_attribute_key() {
     assert_eq!(Telemetry::PATH, "/tmp");
     assert_eq!(Telemetry::ID, b'a');

@@ -28,6 +28,7 @@ __all__ = [
     "Unrecoverable",
     "InvalidValue",
     "InvalidValueType",
+    "InvalidOptions",
     "Os",
     "Closed",
 ]
@@ -158,6 +159,13 @@ class InvalidValueType(InvalidValue, TypeError):
     was written."""
 
 
+class InvalidOptions(Error, ValueError):
+    """A `mode` cannot be used: bits outside 0o666, or without the owner's read and write
+    bits (0o600). Nothing was created."""
+
+    kind = "InvalidOptions"
+
+
 class Os(Error, OSError):
     """Another operating-system error (see `errno`)."""
 
@@ -193,6 +201,7 @@ BY_KIND: Dict[str, Type[Error]] = {
         KeyCollision,
         Unrecoverable,
         InvalidValue,
+        InvalidOptions,
         Os,
     )
 }

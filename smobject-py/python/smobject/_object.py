@@ -87,8 +87,9 @@ def create(
 ) -> Object:
     """Creates a new, zeroed object of `struct` under `(path, id)`; the key file is created if
     missing. Raises `AlreadyExists` if a live one exists (a stale one, whose processes all
-    died, is replaced). `mode`: permission bits of the segments (read and write bits only:
-    `0o660` shares the object with the group). `allow_uid`: as for `access`."""
+    died, is replaced). `mode`: permission bits of the segments (read and write bits only,
+    the owner's among them: `0o660` shares the object with the group; others raise
+    `InvalidOptions`). `allow_uid`: as for `access`."""
     return _opened(Object("create", _path(path), id, _desc(struct, "create"), mode, _uids(allow_uid)))
 
 
