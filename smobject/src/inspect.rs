@@ -521,7 +521,9 @@ pub fn remove_key(data_key: i32, force: bool) -> Result<()> {
     if attached > 0 && !force {
         return Err(Error::new(
             ErrorKind::InUse,
-            format!("{attached} process(es) are attached"),
+            format!(
+                "it has {attached} attachment(s) (one per open handle, in one or more processes)"
+            ),
         )
         .hint("stop the processes first (see `smobject ls`), or force the removal"));
     }

@@ -441,7 +441,7 @@ impl RawObject {
             (Intent::Access, true, _) | (Intent::OpenOrCreate, true, false) => Self::attach(key, &ckey, data, counter, &layout, opts, file_id),
             (Intent::Create, true, false) => Err(Error::new(
                 ErrorKind::AlreadyExists,
-                format!("a live object is attached by {} process(es)", data.map_or(0, |d| d.info.nattch)),
+                format!("a live object has {} attachment(s) (one per open handle, in one or more processes)", data.map_or(0, |d| d.info.nattch)),
             )
             .with_key(key)
             .hint("use access() or open_or_create() to share it; if its processes are gone, remove_stale() frees it")),
@@ -842,7 +842,7 @@ fn check_unreachable(key: &Key, (dev, ino): (u64, u64), opts: &Options) -> Resul
         if s.removed && same_file && attachments_settle(s.shmid, 0) == Some(false) {
             return Err(Error::new(
                 ErrorKind::Removed,
-                format!("the object under this key was removed (e.g. by `ipcrm`) while {} process(es) still use it (its counter segment is shmid {})", s.nattch, s.shmid),
+                format!("the object under this key was removed (e.g. by `ipcrm`) while it still has {} attachment(s) (its counter segment is shmid {})", s.nattch, s.shmid),
             )
             .with_key(key)
             .hint("a new object would not be shared with them: stop them first (see `smobject ls`), or use another id"));
@@ -853,7 +853,7 @@ fn check_unreachable(key: &Key, (dev, ino): (u64, u64), opts: &Options) -> Resul
             if s.nattch > 0 {
                 return Err(Error::new(
                     ErrorKind::KeyCollision,
-                    format!("the key file was deleted and re-created since its object (key {:#010x}) was made; {} process(es) still use that object", data_key as u32, s.nattch),
+                    format!("the key file was deleted and re-created since its object (key {:#010x}) was made; that object still has {} attachment(s)", data_key as u32, s.nattch),
                 )
                 .with_key(key)
                 .hint("a new object would not be shared with them: stop them, or restore the key file; never re-create a key file while its objects live"));
@@ -1111,11 +1111,12 @@ pub fn remove_stale_with(key: &Key, opts: &Options) -> Result<bool> {
         let n = data
             .map_or(0, |d| d.info.nattch)
             .max(counter.map_or(0, |c| c.info.nattch));
-        return Err(
-            Error::new(ErrorKind::InUse, format!("{n} process(es) are attached"))
-                .with_key(key)
-                .hint("stop them first; the last one to detach frees the object"),
-        );
+        return Err(Error::new(
+            ErrorKind::InUse,
+            format!("it has {n} attachment(s) (one per open handle, in one or more processes)"),
+        )
+        .with_key(key)
+        .hint("stop them first; the last one to detach frees the object"));
     }
     check_removable(key, data, counter, opts)?;
     remove_pair(data, counter).map_err(|e| Error::os("shmctl(IPC_RMID)", &e).with_key(key))?;
