@@ -1407,16 +1407,17 @@ impl<'a> PathParts<'a> {
         let bad = || format!("`{path}` is not a field path (like `pos`, `pos[1]`, `a.b`)");
         if let Some(r) = self.rest.strip_prefix('[') {
             let end = r.find(']').ok_or_else(bad)?;
-            let i = r[..end]
-                .trim()
+            let digits = &r[..end];
+            // One spelling per element: decimal digits, no sign, space or leading zero.
+            let canonical = !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && (digits == "0" || !digits.starts_with('0'));
+            if !canonical {
+                return Err(bad());
+            }
+            let i = digits
                 .parse()
-                .map_err(|e: std::num::ParseIntError| {
-                    if *e.kind() == std::num::IntErrorKind::PosOverflow {
-                        format!("index {} is out of range in `{path}`", r[..end].trim())
-                    } else {
-                        bad()
-                    }
-                })?;
+                .map_err(|_| format!("index {digits} is out of range in `{path}`"))?;
             self.rest = &r[end + 1..];
             self.first = false;
             return Ok(Some(PathPart::Index(i)));
@@ -1640,6 +1641,11 @@ mod tests {
             assert!(parse_value(ty, ok, "x").is_ok(), "{ok}");
         }
         let s = T.to_schema();
+        for odd in ["pos[01]", "pos[ 1]", "pos[1 ]", "pos[+1]", "pos[]", "pos[-0]"] {
+            let e = s.resolve(odd).unwrap_err();
+            assert!(e.contains("not a field path"), "{odd}: {e}");
+        }
+        assert!(s.resolve("pos[0]").is_ok() && s.resolve("pos[2]").is_ok());
         let e = s.resolve("pos[99999999999999999999999]").unwrap_err();
         assert!(
             e.contains("out of range") && !e.contains("not a field path"),
