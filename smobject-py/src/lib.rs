@@ -307,8 +307,15 @@ impl Object {
     /// `KeyboardInterrupt`). `timeout` in seconds (`None`: no limit) raises `smobject.Timeout`;
     /// a `close()` of the object by another thread raises `smobject.Closed`.
     #[pyo3(signature = (seen, timeout=None))]
-    fn wait_for_update(slf: PyRef<'_, Self>, seen: u64, timeout: Option<f64>) -> PyResult<u64> {
+    fn wait_for_update(slf: PyRef<'_, Self>, seen: i128, timeout: Option<f64>) -> PyResult<u64> {
         let py = slf.py();
+        // Taken wider than a version so that a negative one is named, not an `OverflowError`.
+        let seen = u64::try_from(seen).map_err(|_| {
+            PyValueError::new_err(format!(
+                "wait_for_update: seen must be a version (an int in 0..2**64, as `version()` \
+                 returns), not {seen}"
+            ))
+        })?;
         let timeout = match timeout {
             None => None,
             // Too long for a `Duration` (or infinite): no limit.

@@ -408,6 +408,9 @@ def test_wait_for_update_timeout(key_path):
         with pytest.raises(ValueError):
             o.wait_for_update(0, timeout=float("nan"))
         assert o.wait_for_update(0, timeout=float("inf")) == 1 == o.wait_for_update(0, timeout=1e300)
+        for seen in (-1, 2**64):  # named, not an OverflowError
+            with pytest.raises(ValueError, match=f"seen must be a version .*not {seen}"):
+                o.wait_for_update(seen, timeout=0)
 
 
 def test_struct_declarations_refused():
