@@ -1641,7 +1641,9 @@ mod tests {
             assert!(parse_value(ty, ok, "x").is_ok(), "{ok}");
         }
         let s = T.to_schema();
-        for odd in ["pos[01]", "pos[ 1]", "pos[1 ]", "pos[+1]", "pos[]", "pos[-0]"] {
+        for odd in [
+            "pos[01]", "pos[ 1]", "pos[1 ]", "pos[+1]", "pos[]", "pos[-0]",
+        ] {
             let e = s.resolve(odd).unwrap_err();
             assert!(e.contains("not a field path"), "{odd}: {e}");
         }
