@@ -384,26 +384,15 @@ mod tests {
             quote!(path = "/x", id = 'a', mode = "0o600"),
             "integer literal",
         );
-        single_error(
-            quote!(path = "/x", id = 'a', mode = 0o777),
-            "within `0o666`",
-        );
-        single_error(
-            quote!(path = "/x", id = 'a', mode = 0o4600),
-            "within `0o666`",
-        );
-        single_error(
-            quote!(path = "/x", id = 'a', mode = 99_999_999_999),
-            "within `0o666`",
-        );
-        single_error(
-            quote!(path = "/x", id = 'a', mode = 0o060),
-            "owner's read and write bits",
-        );
-        single_error(
-            quote!(path = "/x", id = 'a', mode = 0o466),
-            "owner's read and write bits",
-        );
+        for (mode, expected) in [
+            (quote!(0o777), "within `0o666`"),
+            (quote!(0o4600), "within `0o666`"),
+            (quote!(99_999_999_999), "within `0o666`"),
+            (quote!(0o060), "owner's read and write bits"),
+            (quote!(0o466), "owner's read and write bits"),
+        ] {
+            single_error(quote!(path = "/x", id = 'a', mode = #mode), expected);
+        }
     }
 
     #[test]
