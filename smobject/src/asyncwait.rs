@@ -64,11 +64,20 @@
 //! Every load of `seq` and store to `sleepers` is made in `poll`, through the future's borrow of
 //! the handle, which keeps the mapping alive. A word's mapping can go away while a helper holds
 //! its address: a future (and then its handle) can be dropped between the helper's building
-//! its list and its call, and a future leaked with `mem::forget` leaves its slot behind when
-//! its handle is dropped. The kernel then fails the call with `EFAULT` (the probe fires the
+//! its list and its call. The kernel then fails the call with `EFAULT` (the probe fires the
 //! stale slot), or compares whatever is mapped there now and fails with `EAGAIN` or sleeps on
 //! an unrelated futex until the control word or another slot wakes it. No outcome is more than
 //! a hint: firing a slot only wakes futures, which re-check with their own live borrow.
+//!
+//! A future leaked with `mem::forget` keeps its slot while its handle lives. The handle's drop
+//! removes every slot on its futex word before it unmaps the header ([`forget_word`]): left
+//! behind, such a slot (address, version 0 for a new object) would be joined by a future on
+//! another object that the kernel maps at the same address, while the helper sleeps on the
+//! old segment's futex (the kernel keys a shared futex by segment, not address), and that
+//! future would never be woken.
+//!
+//! No waker is dropped or woken under the reactor's lock: the last reference to a waker may
+//! drop its task, and with it a future or a handle whose drop takes the lock.
 //!
 //! # Fork
 //! The helpers do not survive `fork`: in a child forked after the parent used async waits,
@@ -149,7 +158,8 @@ enum Kick {
     /// A helper's control word.
     Control(&'static AtomicU32),
     /// An object's futex word, which a fallback helper sleeps on. Only made from a future's
-    /// `poll` or `drop`, whose borrow of the handle keeps the word mapped.
+    /// `poll` or `drop`, whose borrow of the handle keeps the word mapped, or from
+    /// [`forget_word`], which a handle calls before it unmaps the word.
     Word(usize),
 }
 
@@ -163,7 +173,8 @@ impl Kick {
             }
             Kick::Word(w) => {
                 // SAFETY: `w` is the futex word of the object whose future is being polled or
-                // dropped (see the variant), an aligned u32 in a live mapping.
+                // dropped, or whose handle is about to unmap it (see the variant): an aligned
+                // u32 in a mapping that is live during this call.
                 unsafe { sys::futex_wake_all(w as *const u32) };
             }
         }
@@ -209,7 +220,9 @@ fn forced_fallback() -> bool {
 impl Reactor {
     fn lock(&self) -> MutexGuard<'_, State> {
         // Every critical section leaves the state consistent before anything that could panic
-        // (a waker's `clone`), so a poisoned lock is still good.
+        // (a waker's `clone`), so a poisoned lock is still good. No waker is dropped or woken
+        // under it: dropping a waker's last reference may drop its task, and with it a
+        // `Changed` or a handle, whose drop takes this lock again.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -231,9 +244,10 @@ impl Reactor {
         let Some(entry) = slot.waiters.iter_mut().find(|(t, _)| *t == token) else {
             return false;
         };
-        if !entry.1.will_wake(waker) {
-            entry.1.clone_from(waker);
-        }
+        let old =
+            (!entry.1.will_wake(waker)).then(|| std::mem::replace(&mut entry.1, waker.clone()));
+        drop(st);
+        drop(old); // outside the lock (see `Reactor::lock`)
         true
     }
 
@@ -248,12 +262,13 @@ impl Reactor {
     ) -> Result<()> {
         let mut st = self.lock();
         let mut kicks = [Kick::None, Kick::None];
+        let mut garbage = Vec::new();
         if let Some(old) = old {
-            kicks[0] = self.leave(&mut st, old, token);
+            kicks[0] = self.leave(&mut st, old, token, &mut garbage);
         }
         let joined = if let Some(slot) = st.slots.get_mut(&new) {
             match slot.waiters.iter_mut().find(|(t, _)| *t == token) {
-                Some(entry) => entry.1.clone_from(waker),
+                Some(entry) => garbage.push(std::mem::replace(&mut entry.1, waker.clone())),
                 None => slot.waiters.push((token, waker.clone())),
             }
             Ok(())
@@ -276,6 +291,7 @@ impl Reactor {
             })
         };
         drop(st);
+        drop(garbage);
         for k in kicks {
             k.run();
         }
@@ -285,32 +301,44 @@ impl Reactor {
     /// Removes `token` from slot `key`, if it is there (a future completed or dropped).
     fn disarm(&self, key: SlotKey, token: u64) {
         let mut st = self.lock();
-        let kick = self.leave(&mut st, key, token);
+        let mut garbage = Vec::new();
+        let kick = self.leave(&mut st, key, token, &mut garbage);
         drop(st);
+        drop(garbage);
         kick.run();
     }
 
-    /// Takes `token` out of slot `key`; removes the slot if it was the last, and says which
-    /// wake tells its helper.
-    fn leave(&self, st: &mut State, key: SlotKey, token: u64) -> Kick {
+    /// Takes `token` out of slot `key` (its waker into `garbage`, to be dropped once the lock
+    /// is released); removes the slot if it was the last, and says which wake tells its helper.
+    fn leave(&self, st: &mut State, key: SlotKey, token: u64, garbage: &mut Vec<Waker>) -> Kick {
         let Some(slot) = st.slots.get_mut(&key) else {
             return Kick::None;
         };
-        slot.waiters.retain(|(t, _)| *t != token);
+        if let Some(i) = slot.waiters.iter().position(|(t, _)| *t == token) {
+            garbage.push(slot.waiters.swap_remove(i).1);
+        }
         if !slot.waiters.is_empty() {
             return Kick::None;
         }
-        let helper = slot.helper;
-        st.slots.remove(&key);
-        let h = &mut st.helpers[helper];
+        self.remove_slot(st, key).1
+    }
+
+    /// Removes slot `key` (which must exist) from the reactor and its helper; returns its
+    /// waiters and the wake that tells the helper.
+    fn remove_slot(&self, st: &mut State, key: SlotKey) -> (Vec<(u64, Waker)>, Kick) {
+        let Some(slot) = st.slots.remove(&key) else {
+            return (Vec::new(), Kick::None);
+        };
+        let h = &mut st.helpers[slot.helper];
         h.slots.retain(|k| *k != key);
-        if self.waitv {
+        let kick = if self.waitv {
             Self::changed(h)
         } else if h.sleeping_on == Some(key) {
             Kick::Word(key.0)
         } else {
             Kick::None
-        }
+        };
+        (slot.waiters, kick)
     }
 
     /// Records that helper `h`'s slots changed: bumps its control word (under the lock), and
@@ -592,10 +620,15 @@ impl Drop for Changed<'_> {
 /// [`Shared::updates`](crate::Shared::updates) or
 /// [`DynObject::updates`](crate::DynObject::updates).
 ///
-/// Each `next()` completes with the first version greater than the one the previous call
-/// returned (at first, the version when `updates()` was called). Versions written in between
-/// are skipped: an object holds a state, not a queue, and the value read after `next()` is at
-/// least that version's.
+/// Each `next()` completes with the object's current version once it is greater than the one
+/// the previous call returned (at first, the version when `updates()` was called): after
+/// three writes since, that is the third one's. Versions written in between are skipped: an
+/// object holds a state, not a queue, and the value read after `next()` is at least that
+/// version's.
+///
+/// The inherent `next()` returns `Result<u64>`, and it takes precedence over
+/// `StreamExt::next` (which returns `Option<Result<u64>>`) in method calls; to use the
+/// stream's, call it as `StreamExt::next(&mut updates)`.
 ///
 /// With the cargo feature `stream`, `Updates` is also a `futures_core::Stream` of
 /// `Result<u64>` (and a `FusedStream`): each item is what `next()` would return. The stream
@@ -650,7 +683,7 @@ impl<'a> Updates<'a> {
     }
 
     /// `next()` for code that polls by hand (a `Stream` of its own, a hand-written future):
-    /// `Ready` with the first version greater than [`seen`](Self::seen), which it records,
+    /// `Ready` with the current version once it is greater than [`seen`](Self::seen), which it records,
     /// or `Pending` after arranging for `cx`'s waker to be woken. The wait in progress is kept
     /// in `self` between calls, and dropping `self` cancels it, as dropping a `next()` future
     /// does.
@@ -745,18 +778,67 @@ pub struct AsyncStats {
     pub futex_waitv: bool,
 }
 
+/// Called by a handle that is about to unmap the object's header, whose futex word is at
+/// `word`: removes the slots on that word. Only leaked futures (`mem::forget`) can still wait
+/// in them, since a live future borrows the handle. Left in place, such a slot would be
+/// joined by a future on another object mapped later at the same address, with the same
+/// expected value (a new object starts at 0), and that future would never be woken: its
+/// helper sleeps on the old mapping's futex, which the kernel keys by the segment, not by the
+/// address. The leaked futures' wakers are dropped, not woken: nothing polls those futures.
+pub(crate) fn forget_word(word: *const u32) {
+    let Some(r) = REACTOR.get() else {
+        return; // no async wait ever made: nothing to forget, and no lock to take
+    };
+    if r.pid != sys::cached_pid() {
+        return; // a forked child: its parent's slots are not its own
+    }
+    let mut st = r.lock();
+    let keys: Vec<SlotKey> = st
+        .slots
+        .keys()
+        .filter(|k| k.0 == word as usize)
+        .copied()
+        .collect();
+    let mut kicks = Vec::with_capacity(keys.len());
+    let mut leaked = Vec::new();
+    for key in keys {
+        let (waiters, kick) = r.remove_slot(&mut st, key);
+        leaked.extend(waiters);
+        kicks.push(kick);
+    }
+    drop(st);
+    for k in kicks {
+        k.run();
+    }
+    // Outside the lock: a waker's drop may run arbitrary code.
+    drop(leaked);
+}
+
 /// What the process's async waits ([`Shared::changed`](crate::Shared::changed)) use at this
 /// moment: helper threads, watched futex words, waiting futures. For monitoring and tests: a
 /// dropped future is no longer counted, and a word nobody awaits is no longer watched.
 #[must_use]
 pub fn async_stats() -> AsyncStats {
-    let Ok(r) = reactor() else {
-        return AsyncStats {
-            helpers: 0,
-            watched: 0,
-            waiting: 0,
-            futex_waitv: false,
-        };
+    // Never makes the reactor: a process that only looked must keep async waits usable in a
+    // child it forks.
+    let r = match REACTOR.get() {
+        Some(r) if r.pid == sys::cached_pid() => r,
+        Some(_) => {
+            return AsyncStats {
+                helpers: 0,
+                watched: 0,
+                waiting: 0,
+                futex_waitv: false,
+            }
+        }
+        None => {
+            return AsyncStats {
+                helpers: 0,
+                watched: 0,
+                waiting: 0,
+                futex_waitv: sys::futex_waitv_supported() && !forced_fallback(),
+            }
+        }
     };
     let st = r.lock();
     AsyncStats {
@@ -817,16 +899,71 @@ mod tests {
         }
     }
 
+    /// The tests of this module one at a time: they check the process-wide counts.
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        static LOCK: Mutex<()> = Mutex::new(());
+        LOCK.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sync words on the heap, for tests without shared memory.
+    fn heap_words() -> Arc<SyncWords> {
+        // SAFETY: every field of `SyncWords` is an integer atomic (padding included), for which
+        // all-zero bytes are a valid value.
+        Arc::from(unsafe { Box::<SyncWords>::new_zeroed().assume_init() })
+    }
+
+    /// A waker whose last reference takes the reactor's lock when it goes, as dropping a task
+    /// that owns a `Changed` or a handle does.
+    struct LocksOnDrop;
+
+    impl Wake for LocksOnDrop {
+        fn wake(self: Arc<Self>) {}
+    }
+
+    impl Drop for LocksOnDrop {
+        fn drop(&mut self) {
+            let _ = async_stats();
+        }
+    }
+
+    #[test]
+    fn a_replaced_or_removed_waker_is_dropped_outside_the_reactors_lock() {
+        let _one_at_a_time = serial();
+        let words = heap_words();
+        let (done, finished) = std::sync::mpsc::channel();
+        // In a thread: a waker dropped under the lock deadlocks it, and the test fails.
+        std::thread::spawn(move || {
+            let key = Key::from_path("/tmp", b'A').unwrap();
+            let mut f = Changed::new(&words, &key, 0);
+            let poll = |f: &mut Changed<'_>, w: &Waker| {
+                Pin::new(f).poll(&mut Context::from_waker(w)).is_pending()
+            };
+            let locks = Waker::from(Arc::new(LocksOnDrop));
+            assert!(poll(&mut f, &locks));
+            drop(locks); // the reactor holds its last reference
+            assert!(poll(&mut f, Waker::noop())); // replaces it (`still_armed`)
+            let locks = Waker::from(Arc::new(LocksOnDrop));
+            assert!(poll(&mut f, &locks));
+            drop(locks);
+            drop(f); // takes it out (`leave`)
+            done.send(async_stats().waiting).unwrap();
+        });
+        let waiting = finished.recv_timeout(Duration::from_secs(10));
+        assert_eq!(
+            waiting,
+            Ok(0),
+            "a waker was dropped under the reactor's lock (deadlock)"
+        );
+    }
+
     /// The protocol without shared memory: sync words on the heap, a writer thread answering
     /// each version with the next as fast as it can, so that its publish often lands between
     /// the future's registration and its helper's sleep. Then a dropped future leaves nothing.
     #[test]
     fn ping_pong_with_a_thread_loses_no_wake_up_and_a_dropped_future_leaves_nothing() {
         const ROUNDS: u64 = 5_000;
-        // SAFETY: every field of `SyncWords` is an integer atomic (padding included), for which
-        // all-zero bytes are a valid value.
-        let words: Arc<SyncWords> =
-            Arc::from(unsafe { Box::<SyncWords>::new_zeroed().assume_init() });
+        let _one_at_a_time = serial();
+        let words = heap_words();
         let key = Key::from_path("/tmp", b'A').unwrap();
         let writer = {
             let words = Arc::clone(&words);

@@ -1074,6 +1074,10 @@ impl Drop for RawObject {
                 }
             }
         }
+        // Slots of leaked async futures on this header's futex word must go before the
+        // address can be reused (see `asyncwait::forget_word`).
+        #[cfg(feature = "async")]
+        crate::asyncwait::forget_word(self.header.sync().futex_word());
         // SAFETY: `counter` is our live attachment and `header` is not used after this.
         let _ = unsafe { sys::shmdt(self.counter) };
         drop(lock);

@@ -507,7 +507,7 @@ impl<T: SharedStruct> Shared<T> {
     /// # block_on(async {
     /// let mut updates = consumer.updates();
     /// loop {
-    ///     let v = updates.next().await?; // the first version after the last one returned
+    ///     let v = updates.next().await?; // the current version, once past the last one returned
     ///     let t = consumer.read(); // version `v` or newer
     ///     if t.seq == 3 {
     ///         break;

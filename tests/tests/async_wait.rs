@@ -629,6 +629,57 @@ fn updates_is_a_stream_whose_pending_wait_is_kept_replaced_and_cancelled() {
 /// have) gets a clear error from `changed()`, and `Updates` as a stream yields that error once
 /// and then ends, so a loop over it that skips errors cannot spin.
 #[test]
+fn a_leaked_future_on_a_dropped_object_does_not_capture_waits_on_a_new_one() {
+    // In a child: this process's reactor is shared by every test. The child leaks a pending
+    // future on `a`, drops `a`, and awaits a new object `b`, which the kernel maps where `a`
+    // was. The leaked future's slot used to stay, keyed by that address and version 0: `b`'s
+    // future joined it, its helper slept on `a`'s (gone) futex, and `b`'s write never woke it.
+    let _one_at_a_time = serial();
+    let kf = KeyFile::new("async-leak-reuse");
+    kf.key(b'a');
+    kf.key(b'b');
+    for mode in [None, Some(("SMOBJECT_ASYNC_FALLBACK", "1"))] {
+        let mut c = match mode {
+            None => child(&["leak-reuse", &kf.arg()]),
+            Some(env) => child_env(env, &["leak-reuse", &kf.arg()]),
+        };
+        let line = c.line();
+        assert!(c.wait().success(), "{line}");
+        let f: Vec<&str> = line.split(' ').collect();
+        assert_eq!(f.len(), 5, "{line}");
+        assert_eq!(f[0], "ok", "{line}");
+        // Dropping `a` forgot the leaked future's slot at once.
+        assert_eq!(
+            (f[2], f[3]),
+            ("0", "0"),
+            "watched, waiting after the drop: {line}"
+        );
+        assert_eq!(
+            f[4], "true",
+            "the wait on `b` was woken by its write ({mode:?}): {line}"
+        );
+        if f[1] != "true" {
+            println!("note: `b` was not mapped at `a`'s old address this time ({mode:?})");
+        }
+        assert!(kf.is_clean(b'a') && kf.is_clean(b'b'));
+    }
+}
+
+#[test]
+fn async_stats_alone_leaves_async_waits_usable_in_a_forked_child() {
+    let _one_at_a_time = serial();
+    let kf = KeyFile::new("async-stats-fork");
+    kf.key(b's');
+    let o = Shared::<Counter>::create_at(kf.path(), b's').unwrap();
+    // In a child process: this test process has used async waits already.
+    let mut c = child(&["stats-fork", &kf.arg(), "s"]);
+    assert_eq!(c.line(), "child 0", "the forked child's wait was refused");
+    assert!(c.wait().success());
+    drop(o);
+    assert!(kf.is_clean(b's'));
+}
+
+#[test]
 fn after_a_fork_the_child_gets_an_error_and_the_stream_ends() {
     use futures_core::{FusedStream, Stream};
     use std::pin::Pin;

@@ -33,6 +33,15 @@
 //! - `ping PATH ROUNDS`: the async side of a ping-pong (for the fallback): for each round `i`
 //!   writes `A` and awaits `B.changed(i)` (5 s at most); then checks that a dropped pending
 //!   future leaves no watched word; prints `ok ROUNDS HELPERS FUTEX_WAITV`.
+//! - `leak-reuse PATH`: creates `a` under PATH, leaves a pending `changed()` on it leaked
+//!   (`mem::forget`) while its helper sleeps on the word, drops `a`, then creates `b` (whose
+//!   mapping the kernel tends to place at `a`'s old address) and awaits `b.changed(0)` while a
+//!   thread writes `b` 50 ms later. Prints `ok SAME WATCHED WAITING WOKEN`: whether `b`'s data
+//!   sits at `a`'s old address, the reactor's counts right after `a` was dropped, and whether
+//!   the wait on `b` completed within 5 s.
+//! - `stats-fork PATH ID`: calls `async_stats()` (and nothing else async), forks; the child
+//!   polls `changed(version)` once and exits 0 if it is pending (async waits work in it), 1 if
+//!   it failed. Prints `child EXIT_CODE`.
 
 use std::future::Future;
 use std::io::BufRead;
@@ -193,6 +202,8 @@ fn main() {
         }
         "ping" => ping(&args[1], num(&args, 2)),
         "no-thread" => no_thread(&args[1], id_arg(&args[2])),
+        "leak-reuse" => leak_reuse(&args[1]),
+        "stats-fork" => stats_fork(&args[1], id_arg(&args[2])),
         _ => {
             eprintln!("smo-async: unknown role {role:?}");
             2
@@ -379,4 +390,56 @@ fn cap_address_space() -> libc::rlimit {
     let r = unsafe { libc::setrlimit(libc::RLIMIT_AS, &raw const new) };
     assert_eq!(r, 0, "setrlimit: {}", std::io::Error::last_os_error());
     old
+}
+
+/// The `leak-reuse` role.
+fn leak_reuse(path: &str) -> i32 {
+    let a = Shared::<Counter>::create_at(path, b'a').expect("create a");
+    let a_data = a.raw().as_ptr() as usize;
+    let mut leaked = Box::pin(a.changed(a.version()));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(leaked.as_mut().poll(&mut cx).is_pending());
+    // Let the helper go to sleep on `a`'s word.
+    std::thread::sleep(Duration::from_millis(50));
+    std::mem::forget(leaked);
+    drop(a);
+    let stats = smobject::async_stats();
+    let b = Arc::new(Shared::<Counter>::create_at(path, b'b').expect("create b"));
+    let same = b.raw().as_ptr() as usize == a_data;
+    let writer = {
+        let b = Arc::clone(&b);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            b.write(|c| c.n = 1);
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let woken = matches!(block_on(b.changed(0), Some(deadline), || {}), Some(Ok(1)));
+    writer.join().expect("the writer thread");
+    println!("ok {same} {} {} {woken}", stats.watched, stats.waiting);
+    0
+}
+
+/// The `stats-fork` role.
+fn stats_fork(path: &str, id: u8) -> i32 {
+    let obj = open(path, id);
+    let _ = smobject::async_stats();
+    // SAFETY: fork has no memory-safety preconditions; this process has one thread (no async
+    // wait ran: `async_stats` starts none), so the child inherits no lock held by another.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        let mut wait = obj.changed(obj.version());
+        let mut cx = Context::from_waker(Waker::noop());
+        let code = i32::from(!std::pin::Pin::new(&mut wait).poll(&mut cx).is_pending());
+        // SAFETY: ends the child at once, running no destructor (the parent owns the
+        // attachment count and its key file lock).
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: `pid` is our child; `status` is a live, writable int.
+    let waited = unsafe { libc::waitpid(pid, &raw mut status, 0) };
+    assert_eq!(waited, pid, "waitpid: {}", std::io::Error::last_os_error());
+    println!("child {}", libc::WEXITSTATUS(status));
+    0
 }
