@@ -1,5 +1,5 @@
 //! `smobject publish` and `smobject subscribe`: mirror an object to other hosts over Zenoh
-//! (the `smobject-zenoh` crate). Both run until SIGINT or SIGTERM, then detach cleanly.
+//! (the `smobject-zenoh` crate). Both run until SIGINT, SIGTERM or SIGHUP, then detach cleanly.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,7 +9,7 @@ use zenoh::Wait;
 
 use crate::Failure;
 
-/// Set by SIGINT/SIGTERM: the run loops check it at least every 100 ms and return, so every
+/// Set by SIGINT/SIGTERM/SIGHUP: the run loops check it at least every 100 ms and return, so every
 /// handle is dropped (detached) and the Zenoh session closed.
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -19,7 +19,9 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 fn catch_stop_signals() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
+    // SIGHUP too: a subscriber in a closed terminal or SSH session must detach, not leave a
+    // stale pair.
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: `on_signal` is an `extern "C" fn(c_int)` that only stores to an atomic, which
         // is async-signal-safe; installing a handler has no other precondition.
         unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
@@ -53,9 +55,11 @@ pub(crate) fn publish(object: DynObject, keyexpr: &str, net: &Net<'_>) -> Result
     let session = session(net)?;
     let mut publication =
         smobject_zenoh::Publication::new(&session, keyexpr, object).map_err(bridge)?;
+    let key = publication.object().key();
     eprintln!(
-        "publishing {} ({}) on `{keyexpr}`",
-        publication.object().key(),
+        "publishing {} id '{}' ({}, key {key}) on `{keyexpr}`",
+        key.path().display(),
+        char::from(key.id()),
         publication.object().schema().name
     );
     let r = publication.run(&STOP).map_err(bridge);
@@ -73,6 +77,8 @@ pub(crate) fn subscribe(
     net: &Net<'_>,
 ) -> Result<(), Failure> {
     catch_stop_signals();
+    // Before the key file is made: a bad key expression leaves nothing behind.
+    smobject_zenoh::check_keyexpr(keyexpr).map_err(bridge)?;
     let key = Key::from_path_creating(path, id, 0o644)?;
     let session = session(net)?;
     let mirror = smobject_zenoh::Mirror::new(&session, keyexpr, key, opts).map_err(bridge)?;

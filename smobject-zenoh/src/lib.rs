@@ -62,6 +62,9 @@ use zenoh::{Session, Wait};
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 /// How long the run loops sleep at most before checking their stop flag.
 pub const STOP_CHECK: Duration = Duration::from_millis(100);
+/// How long the source instance a mirror follows must be silent (no envelope, heartbeats
+/// included) before the mirror follows another instance publishing on its key expression.
+pub const SOURCE_SILENCE: Duration = Duration::from_secs(3);
 /// How long a new mirror waits for the publication's answer to its query for the current value.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -75,6 +78,16 @@ pub enum Error {
     Zenoh(String),
     /// An envelope that is not one (untrusted input from the network): never applied.
     Envelope(String),
+    /// A key expression that cannot name one mirrored object: invalid, or a pattern (`*`,
+    /// `**`, `$*`), which would mix several sources into one object.
+    KeyExpr(String),
+    /// An envelope from another source instance than the one the mirror follows (two
+    /// publications on one key expression): skipped until the followed one has been silent
+    /// for [`SOURCE_SILENCE`].
+    OtherSource(String),
+    /// The mirror's target cannot be a mirror: an object written locally (not by a mirror),
+    /// or the very object published on the key expression (which would loop).
+    NotAMirror(String),
 }
 
 impl Error {
@@ -103,6 +116,21 @@ impl fmt::Display for Error {
                 "malformed envelope: {e}; hint: only `smobject publish` (or smobject-zenoh's \
                  Publication) of the same envelope version may publish on this key expression"
             ),
+            Error::KeyExpr(e) => write!(
+                f,
+                "key expression {e}; hint: use one plain key per object, such as \
+                 `robot/telemetry` (no `*`, no empty or leading `/` chunk), the same on both sides"
+            ),
+            Error::OtherSource(e) => write!(
+                f,
+                "{e}; hint: publish each object on a key expression of its own"
+            ),
+            Error::NotAMirror(e) => write!(
+                f,
+                "{e}; hint: mirror into another path or id (a mirror is written only by \
+                 `subscribe`), or remove the object (`smobject rm PATH ID`) once its programs \
+                 stopped"
+            ),
         }
     }
 }
@@ -117,6 +145,28 @@ impl From<smobject::Error> for Error {
 
 fn zenoh_err(what: &str, e: &zenoh::Error) -> Error {
     Error::Zenoh(format!("{what}: {e}"))
+}
+
+/// Refuses a key expression that is invalid or a pattern ([`Error::KeyExpr`]): a mirror is one
+/// object, so the key names one source. [`Publication::new`] and [`Mirror::new`] check it; a
+/// tool can check it before it makes anything.
+///
+/// # Errors
+/// [`Error::KeyExpr`], saying why.
+pub fn check_keyexpr(keyexpr: &str) -> Result<()> {
+    if let Err(e) = zenoh::key_expr::KeyExpr::try_from(keyexpr) {
+        // Zenoh's message ends with the source location of its check: not the user's concern.
+        let e = e.to_string();
+        let why = e.split(" at /").next().unwrap_or(&e).trim_end_matches('.');
+        return Err(Error::KeyExpr(format!("`{keyexpr}` is invalid: {why}")));
+    }
+    if keyexpr.contains('*') || keyexpr.contains('$') {
+        return Err(Error::KeyExpr(format!(
+            "`{keyexpr}` is a pattern (`*`, `**` or `$*`): it would mix every matching source \
+             into one object"
+        )));
+    }
+    Ok(())
 }
 
 /// `Result` with this crate's [`Error`].
@@ -327,8 +377,10 @@ impl Publication {
     /// object's current value at once.
     ///
     /// # Errors
-    /// An invalid key expression or a failed declaration ([`Error::Zenoh`]); a schema too large.
+    /// An invalid or pattern key expression ([`Error::KeyExpr`]); a failed declaration
+    /// ([`Error::Zenoh`]); a schema too large.
     pub fn new(session: &Session, keyexpr: &str, object: DynObject) -> Result<Publication> {
+        check_keyexpr(keyexpr)?;
         let schema = object
             .schema()
             .encode()
@@ -483,6 +535,15 @@ struct State {
     object: Option<(DynObject, Vec<u8>)>,
     /// `(instance, version)` of the last envelope applied.
     applied: Option<(u64, u64)>,
+    /// The mirror's own version after its last write (a local write moves it past this).
+    local_version: u64,
+    /// When the followed instance (that of `applied`) last sent an envelope.
+    followed_at: Instant,
+    /// The other instance last reported as skipped (reported once, not per envelope).
+    reported_other: Option<u64>,
+    /// The source's struct gained fields that the mirror cannot take while other processes
+    /// are attached to it (reported once).
+    reported_prefix: bool,
     /// Writes made (for [`Mirror::receive`]).
     writes: u64,
     /// An error that stops the mirror (e.g. the existing object's schema is incompatible).
@@ -494,19 +555,11 @@ impl Mirror {
     /// object under `key` is created (or opened) with the first envelope received.
     ///
     /// # Errors
-    /// A failed declaration; the first envelope's errors as [`apply`](Self::apply).
+    /// An invalid or pattern key expression ([`Error::KeyExpr`]); a failed declaration; the
+    /// first envelope's errors as [`apply`](Self::apply).
     pub fn new(session: &Session, keyexpr: &str, key: Key, options: Options) -> Result<Mirror> {
-        let shared = Arc::new(Inner {
-            state: Mutex::new(State {
-                key,
-                options,
-                object: None,
-                applied: None,
-                writes: 0,
-                fatal: None,
-            }),
-            changed: Condvar::new(),
-        });
+        check_keyexpr(keyexpr)?;
+        let shared = Arc::new(Inner::new(key, options));
         let in_callback = Arc::clone(&shared);
         let subscriber = session
             .declare_subscriber(keyexpr.to_owned())
@@ -514,7 +567,9 @@ impl Mirror {
                 let outcome = in_callback.apply(&sample.payload().to_bytes());
                 match outcome {
                     Ok(_) => {}
-                    Err(Error::Envelope(why)) => eprintln!("smobject-zenoh: ignored: {why}"),
+                    Err(Error::Envelope(why) | Error::OtherSource(why)) => {
+                        eprintln!("smobject-zenoh: ignored: {why}");
+                    }
                     Err(e) => {
                         in_callback.lock().fatal.get_or_insert(e);
                         in_callback.changed.notify_all();
@@ -564,9 +619,13 @@ impl Mirror {
     /// instance (the source was re-created). Returns whether it wrote.
     ///
     /// # Errors
-    /// A malformed envelope ([`Error::Envelope`]: nothing is written); a mirror that exists with
-    /// an incompatible schema (`LayoutMismatch` naming the field); a source whose schema
-    /// changed to one the mirror cannot hold.
+    /// A malformed envelope ([`Error::Envelope`]: nothing is written); one from another source
+    /// instance while the followed one is live ([`Error::OtherSource`], once per instance;
+    /// later ones return `Ok(false)`); a target that is not a mirror ([`Error::NotAMirror`]); a
+    /// mirror that exists with an incompatible schema (`LayoutMismatch` naming the field); a
+    /// source whose schema changed to one the mirror cannot hold. A source that only gained
+    /// fields while other processes use the mirror is mirrored in the mirror's own prefix
+    /// (reported once on stderr) until the mirror can be re-created.
     pub fn apply(&self, bytes: &[u8]) -> Result<bool> {
         self.state.apply(bytes)
     }
@@ -612,6 +671,24 @@ impl Mirror {
 }
 
 impl Inner {
+    fn new(key: Key, options: Options) -> Inner {
+        Inner {
+            state: Mutex::new(State {
+                key,
+                options,
+                object: None,
+                applied: None,
+                local_version: 0,
+                followed_at: Instant::now(),
+                reported_other: None,
+                reported_prefix: false,
+                writes: 0,
+                fatal: None,
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -620,8 +697,31 @@ impl Inner {
         let parts = Parts::parse(bytes)?;
         let mut st = self.lock();
         if let Some((instance, version)) = st.applied {
-            if instance == parts.instance && parts.version <= version {
-                return Ok(false);
+            if instance == parts.instance {
+                st.followed_at = Instant::now();
+                // An older or repeated version is skipped, unless it is the one applied last
+                // and a local program wrote the mirror since: then it restores the source's
+                // value (within a heartbeat).
+                let written_locally = st
+                    .object
+                    .as_ref()
+                    .is_some_and(|(o, _)| o.version() != st.local_version);
+                if parts.version < version || (parts.version == version && !written_locally) {
+                    return Ok(false);
+                }
+            } else if st.followed_at.elapsed() < SOURCE_SILENCE {
+                // Two publications on one key: follow the first until it goes silent (a
+                // re-created source's old instance stops; a second live source never wins).
+                if st.reported_other == Some(parts.instance) {
+                    return Ok(false);
+                }
+                st.reported_other = Some(parts.instance);
+                return Err(Error::OtherSource(format!(
+                    "another source (instance {:#x}) publishes on this key expression; the \
+                     mirror follows instance {instance:#x} until it is silent for {} s",
+                    parts.instance,
+                    SOURCE_SILENCE.as_secs()
+                )));
             }
         }
         let same_schema = st
@@ -629,33 +729,71 @@ impl Inner {
             .as_ref()
             .is_some_and(|(_, source)| source.as_slice() == parts.schema);
         if !same_schema {
-            // First envelope, or the source changed its struct: the object stays if the new
-            // schema is a prefix of its own, else it is (re)opened by the prefix rule.
             let schema = parts.schema()?;
-            let fits = st
-                .object
-                .as_ref()
-                .is_some_and(|(o, _)| schema.check_prefix(o.schema()).is_ok());
-            let kept = st.object.take().filter(|_| fits);
-            // An object that does not fit is dropped (detached, freed if it was the last
-            // attachment) before the new one is opened.
-            let object = match kept {
-                Some((o, _)) => o,
-                None => DynObject::open_or_create_in(&st.key, schema, &st.options)?,
+            let object = match st.object.take() {
+                // The source's schema is a prefix of the mirror's (it shrank): the object stays.
+                Some((o, _)) if schema.check_prefix(o.schema()).is_ok() => o,
+                // The source gained fields while other processes use the mirror: re-creating
+                // it would fail (they hold the old layout), so the mirror keeps its prefix.
+                Some((o, _))
+                    if o.schema().check_prefix(&schema).is_ok() && o.raw().attached()? > 1 =>
+                {
+                    if !st.reported_prefix {
+                        st.reported_prefix = true;
+                        eprintln!(
+                            "smobject-zenoh: the source's `{}` gained fields; the mirror keeps \
+                             its {} while other processes are attached to it; restart \
+                             `subscribe` once they detached to mirror the rest",
+                            schema.name,
+                            o.schema().fields.len()
+                        );
+                    }
+                    o
+                }
+                // First envelope, or an incompatible change: the old object is dropped
+                // (detached, freed if it was the last attachment) before one is opened by the
+                // prefix rule.
+                old => {
+                    drop(old);
+                    let o = DynObject::open_or_create_in(&st.key, schema, &st.options)?;
+                    if !o.raw().created() && o.origin().is_none() && o.version() > 0 {
+                        return Err(Error::NotAMirror(format!(
+                            "the object under {} id '{}' is not a mirror: it holds version {} \
+                             written by a local program, which the mirror would overwrite",
+                            st.key.path().display(),
+                            char::from(st.key.id()),
+                            o.version()
+                        )));
+                    }
+                    o
+                }
             };
             st.object = Some((object, parts.schema.to_vec()));
         }
         let Some((object, _)) = &st.object else {
             return Ok(false);
         };
-        object.write_mirrored(
-            parts.data,
+        if parts.instance == object.raw().nonce() {
+            return Err(Error::NotAMirror(format!(
+                "the object under {} id '{}' is the one published on this key expression: \
+                 mirroring it into itself would write in a loop",
+                st.key.path().display(),
+                char::from(st.key.id())
+            )));
+        }
+        let n = parts.data.len().min(object.len());
+        let local_version = object.write_mirrored(
+            &parts.data[..n],
             Origin {
                 version: parts.version,
                 published_unix_ns: parts.published_unix_ns,
             },
         )?;
+        if st.applied.is_none_or(|(i, _)| i != parts.instance) {
+            st.followed_at = Instant::now();
+        }
         st.applied = Some((parts.instance, parts.version));
+        st.local_version = local_version;
         st.writes += 1;
         drop(st);
         self.changed.notify_all();
@@ -713,6 +851,170 @@ mod tests {
         let mut wrong_size = e;
         wrong_size.data.push(0);
         assert!(Envelope::decode(&wrong_size.encode()).is_err());
+    }
+
+    /// A struct of `n` u64 fields `a`, `b`, ... (each schema a prefix of the next).
+    fn schema_of(n: usize) -> Schema {
+        Schema {
+            name: "T".into(),
+            size: 8 * n,
+            align: 8,
+            fields: (0..n)
+                .map(|i| smobject::schema::Field {
+                    name: char::from(b'a' + i as u8).to_string(),
+                    offset: 8 * i,
+                    ty: smobject::schema::Type::Scalar(smobject::schema::Scalar::U64),
+                })
+                .collect(),
+        }
+    }
+
+    /// An envelope of source `instance` at `version` whose fields all hold `value`.
+    fn envelope(instance: u64, version: u64, fields: usize, value: u64) -> Vec<u8> {
+        Envelope {
+            version,
+            published_unix_ns: 1,
+            instance,
+            data: value.to_ne_bytes().repeat(fields),
+            schema: schema_of(fields).encode().unwrap(),
+        }
+        .encode()
+    }
+
+    /// A key file of its own in the temp directory, removed on drop (with any pair left).
+    struct KeyFile(std::path::PathBuf);
+
+    impl KeyFile {
+        fn new(name: &str) -> KeyFile {
+            let path = std::env::temp_dir()
+                .join(format!("smobject-zenoh-test-{name}-{}", std::process::id()));
+            std::fs::write(&path, b"").unwrap();
+            KeyFile(path)
+        }
+
+        fn key(&self) -> Key {
+            Key::from_path(&self.0, b'm').unwrap()
+        }
+    }
+
+    impl Drop for KeyFile {
+        fn drop(&mut self) {
+            let _ = smobject::remove_stale(&self.0, b'm');
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn first_field(o: &DynObject) -> u64 {
+        let mut buf = vec![0; o.len()];
+        o.read_into(&mut buf);
+        u64::from_ne_bytes(buf[..8].try_into().unwrap())
+    }
+
+    #[test]
+    fn a_mirror_follows_one_source_and_takes_another_only_after_its_silence() {
+        let kf = KeyFile::new("two-sources");
+        let m = Inner::new(kf.key(), Options::new());
+        assert!(m.apply(&envelope(0xa, 1, 1, 100)).unwrap());
+        // A second live source on the key: reported once, then skipped silently.
+        let e = m.apply(&envelope(0xb, 1, 1, 200)).unwrap_err();
+        assert!(matches!(e, Error::OtherSource(_)), "{e}");
+        assert!(
+            e.to_string().contains("0xb") && e.to_string().contains("0xa"),
+            "{e}"
+        );
+        assert!(!m.apply(&envelope(0xb, 2, 1, 200)).unwrap());
+        assert!(m.apply(&envelope(0xa, 2, 1, 101)).unwrap());
+        let reader = DynObject::access_in(&kf.key(), &Options::new()).unwrap();
+        assert_eq!(first_field(&reader), 101, "the followed source's value");
+        // Once the followed source has been silent long enough, the other one is taken.
+        m.lock().followed_at = Instant::now().checked_sub(SOURCE_SILENCE).unwrap();
+        assert!(m.apply(&envelope(0xb, 3, 1, 200)).unwrap());
+        assert_eq!(first_field(&reader), 200);
+        let e = m.apply(&envelope(0xa, 3, 1, 102)).unwrap_err();
+        assert!(
+            matches!(e, Error::OtherSource(_)),
+            "0xa is the other one now: {e}"
+        );
+        assert_eq!(first_field(&reader), 200);
+    }
+
+    #[test]
+    fn a_local_write_into_the_mirror_is_undone_by_the_next_heartbeat() {
+        let kf = KeyFile::new("local-write");
+        let m = Inner::new(kf.key(), Options::new());
+        assert!(m.apply(&envelope(0xa, 5, 1, 7)).unwrap());
+        assert!(
+            !m.apply(&envelope(0xa, 5, 1, 7)).unwrap(),
+            "a repeat is skipped"
+        );
+        let local = DynObject::access_in(&kf.key(), &Options::new()).unwrap();
+        local.write_bytes(&999u64.to_ne_bytes()).unwrap();
+        assert!(
+            m.apply(&envelope(0xa, 5, 1, 7)).unwrap(),
+            "the heartbeat restores"
+        );
+        assert_eq!(first_field(&local), 7);
+        assert!(
+            !m.apply(&envelope(0xa, 4, 1, 6)).unwrap(),
+            "an older version never"
+        );
+    }
+
+    #[test]
+    fn a_local_object_or_the_published_one_is_not_taken_as_a_mirror() {
+        let kf = KeyFile::new("not-a-mirror");
+        let local = DynObject::create_in(&kf.key(), schema_of(1), &Options::new()).unwrap();
+        // Its own envelope (publish and subscribe on one object) would loop.
+        let own = envelope(local.raw().nonce(), 1, 1, 5);
+        let e = Inner::new(kf.key(), Options::new())
+            .apply(&own)
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::NotAMirror(_)) && e.to_string().contains("loop"),
+            "{e}"
+        );
+        // Written by a local program: not overwritten by another source.
+        local.write_bytes(&42u64.to_ne_bytes()).unwrap();
+        let e = Inner::new(kf.key(), Options::new())
+            .apply(&envelope(0xa, 1, 1, 5))
+            .unwrap_err();
+        assert!(matches!(e, Error::NotAMirror(_)), "{e}");
+        assert!(
+            e.to_string().contains("not a mirror") && e.to_string().contains("id 'm'"),
+            "{e}"
+        );
+        assert_eq!(first_field(&local), 42);
+    }
+
+    #[test]
+    fn a_source_that_gains_fields_is_mirrored_in_the_prefix_while_readers_hold_the_mirror() {
+        let kf = KeyFile::new("grown");
+        let m = Inner::new(kf.key(), Options::new());
+        assert!(m.apply(&envelope(0xa, 1, 1, 1)).unwrap());
+        let reader = DynObject::access_in(&kf.key(), &Options::new()).unwrap();
+        // The source is rebuilt with a field more: the reader keeps the mirror's layout.
+        assert!(m.apply(&envelope(0xa, 2, 2, 2)).unwrap());
+        assert_eq!(reader.schema().fields.len(), 1);
+        assert_eq!(first_field(&reader), 2);
+        assert!(m.apply(&envelope(0xa, 3, 2, 3)).unwrap());
+        assert_eq!(first_field(&reader), 3);
+        drop(reader);
+        // Once nobody else holds it, the next change of schema re-creates the mirror.
+        assert!(m.apply(&envelope(0xa, 4, 3, 4)).unwrap());
+        let reader = DynObject::access_in(&kf.key(), &Options::new()).unwrap();
+        assert_eq!(reader.schema().fields.len(), 3);
+        assert_eq!(first_field(&reader), 4);
+    }
+
+    #[test]
+    fn patterns_and_invalid_key_expressions_are_refused() {
+        for bad in ["robot/*", "robot/**", "a/$*b", "robot//x", "", "/robot"] {
+            let e = check_keyexpr(bad).unwrap_err();
+            assert!(matches!(e, Error::KeyExpr(_)), "{bad}: {e}");
+            assert!(!e.to_string().contains("endpoints"), "{bad}: {e}");
+            assert!(!e.to_string().contains(".rs:"), "no source location: {e}");
+        }
+        assert!(check_keyexpr("robot/telemetry").is_ok());
     }
 
     #[test]
