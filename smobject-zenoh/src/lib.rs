@@ -696,78 +696,15 @@ impl Inner {
     fn apply(&self, bytes: &[u8]) -> Result<bool> {
         let parts = Parts::parse(bytes)?;
         let mut st = self.lock();
-        if let Some((instance, version)) = st.applied {
-            if instance == parts.instance {
-                st.followed_at = Instant::now();
-                // An older or repeated version is skipped, unless it is the one applied last
-                // and a local program wrote the mirror since: then it restores the source's
-                // value (within a heartbeat).
-                let written_locally = st
-                    .object
-                    .as_ref()
-                    .is_some_and(|(o, _)| o.version() != st.local_version);
-                if parts.version < version || (parts.version == version && !written_locally) {
-                    return Ok(false);
-                }
-            } else if st.followed_at.elapsed() < SOURCE_SILENCE {
-                // Two publications on one key: follow the first until it goes silent (a
-                // re-created source's old instance stops; a second live source never wins).
-                if st.reported_other == Some(parts.instance) {
-                    return Ok(false);
-                }
-                st.reported_other = Some(parts.instance);
-                return Err(Error::OtherSource(format!(
-                    "another source (instance {:#x}) publishes on this key expression; the \
-                     mirror follows instance {instance:#x} until it is silent for {} s",
-                    parts.instance,
-                    SOURCE_SILENCE.as_secs()
-                )));
-            }
+        if st.skips(&parts)? {
+            return Ok(false);
         }
         let same_schema = st
             .object
             .as_ref()
             .is_some_and(|(_, source)| source.as_slice() == parts.schema);
         if !same_schema {
-            let schema = parts.schema()?;
-            let object = match st.object.take() {
-                // The source's schema is a prefix of the mirror's (it shrank): the object stays.
-                Some((o, _)) if schema.check_prefix(o.schema()).is_ok() => o,
-                // The source gained fields while other processes use the mirror: re-creating
-                // it would fail (they hold the old layout), so the mirror keeps its prefix.
-                Some((o, _))
-                    if o.schema().check_prefix(&schema).is_ok() && o.raw().attached()? > 1 =>
-                {
-                    if !st.reported_prefix {
-                        st.reported_prefix = true;
-                        eprintln!(
-                            "smobject-zenoh: the source's `{}` gained fields; the mirror keeps \
-                             its {} while other processes are attached to it; restart \
-                             `subscribe` once they detached to mirror the rest",
-                            schema.name,
-                            o.schema().fields.len()
-                        );
-                    }
-                    o
-                }
-                // First envelope, or an incompatible change: the old object is dropped
-                // (detached, freed if it was the last attachment) before one is opened by the
-                // prefix rule.
-                old => {
-                    drop(old);
-                    let o = DynObject::open_or_create_in(&st.key, schema, &st.options)?;
-                    if !o.raw().created() && o.origin().is_none() && o.version() > 0 {
-                        return Err(Error::NotAMirror(format!(
-                            "the object under {} id '{}' is not a mirror: it holds version {} \
-                             written by a local program, which the mirror would overwrite",
-                            st.key.path().display(),
-                            char::from(st.key.id()),
-                            o.version()
-                        )));
-                    }
-                    o
-                }
-            };
+            let object = st.target_for(parts.schema()?)?;
             st.object = Some((object, parts.schema.to_vec()));
         }
         let Some((object, _)) = &st.object else {
@@ -798,6 +735,98 @@ impl Inner {
         drop(st);
         self.changed.notify_all();
         Ok(true)
+    }
+}
+
+impl State {
+    /// Whether an envelope is skipped: an older or repeated version of the followed source,
+    /// or one of another source while the followed one is live ([`Error::OtherSource`] the
+    /// first time).
+    fn skips(&mut self, parts: &Parts<'_>) -> Result<bool> {
+        if let Some((instance, version)) = self.applied {
+            if instance == parts.instance {
+                self.followed_at = Instant::now();
+                // An older or repeated version is skipped, unless it is the one applied last
+                // and a local program wrote the mirror since: then it restores the source's
+                // value (within a heartbeat).
+                let written_locally = self
+                    .object
+                    .as_ref()
+                    .is_some_and(|(o, _)| o.version() != self.local_version);
+                if parts.version < version || (parts.version == version && !written_locally) {
+                    return Ok(true);
+                }
+            } else if self.followed_at.elapsed() < SOURCE_SILENCE {
+                // Two publications on one key: follow the first until it goes silent (a
+                // re-created source's old instance stops; a second live source never wins).
+                if self.reported_other == Some(parts.instance) {
+                    return Ok(true);
+                }
+                self.reported_other = Some(parts.instance);
+                return Err(Error::OtherSource(format!(
+                    "another source (instance {:#x}) publishes on this key expression; the \
+                     mirror follows instance {instance:#x} until it is silent for {} s",
+                    parts.instance,
+                    SOURCE_SILENCE.as_secs()
+                )));
+            }
+        }
+        Ok(false)
+    }
+
+    /// The object that envelopes of `schema` are written into: the current one if it can take
+    /// them, else one opened (or created) by the prefix rule.
+    fn target_for(&mut self, schema: Schema) -> Result<DynObject> {
+        let object = match self.object.take() {
+            // The source's schema is a prefix of the mirror's (it shrank): the object stays.
+            Some((o, _)) if schema.check_prefix(o.schema()).is_ok() => o,
+            // The source gained fields while other processes use the mirror: re-creating
+            // it would fail (they hold the old layout), so the mirror keeps its prefix.
+            Some((o, _)) if o.schema().check_prefix(&schema).is_ok() && o.raw().attached()? > 1 => {
+                if !self.reported_prefix {
+                    self.reported_prefix = true;
+                    eprintln!(
+                        "smobject-zenoh: the source's `{}` gained fields; the mirror keeps \
+                         its {} while other processes are attached to it; restart \
+                         `subscribe` once they detached to mirror the rest",
+                        schema.name,
+                        o.schema().fields.len()
+                    );
+                }
+                o
+            }
+            // First envelope, or an incompatible change: the old object is dropped
+            // (detached, freed if it was the last attachment) before one is opened by the
+            // prefix rule.
+            old => {
+                let changed = old.is_some();
+                drop(old);
+                let name = schema.name.clone();
+                let o = DynObject::open_or_create_in(&self.key, schema, &self.options).map_err(
+                    |e| match e.kind() {
+                        // Said from the mirror's side: the message names the object's
+                        // creator (this subscriber) and speaks of an older build.
+                        ErrorKind::LayoutMismatch if changed => e.with_hint(format!(
+                            "the source changed its struct (`{name}`) in a way the mirror's \
+                             layout cannot take, and other processes still hold the mirror: \
+                             stop them, then restart `subscribe`"
+                        )),
+                        _ => e,
+                    },
+                )?;
+                if !o.raw().created() && o.origin().is_none() && o.version() > 0 {
+                    return Err(Error::NotAMirror(format!(
+                        "the object under {} id '{}' is not a mirror: it holds version {} \
+                         written by a local program, which the mirror would overwrite",
+                        self.key.path().display(),
+                        char::from(self.key.id()),
+                        o.version()
+                    )));
+                }
+                o
+            }
+        };
+        Ok(object)
     }
 }
 
@@ -871,12 +900,17 @@ mod tests {
 
     /// An envelope of source `instance` at `version` whose fields all hold `value`.
     fn envelope(instance: u64, version: u64, fields: usize, value: u64) -> Vec<u8> {
+        envelope_of(instance, version, &schema_of(fields), value)
+    }
+
+    /// [`envelope`] for a schema of 8-byte fields.
+    fn envelope_of(instance: u64, version: u64, schema: &Schema, value: u64) -> Vec<u8> {
         Envelope {
             version,
             published_unix_ns: 1,
             instance,
-            data: value.to_ne_bytes().repeat(fields),
-            schema: schema_of(fields).encode().unwrap(),
+            data: value.to_ne_bytes().repeat(schema.fields.len()),
+            schema: schema.encode().unwrap(),
         }
         .encode()
     }
@@ -998,9 +1032,16 @@ mod tests {
         assert_eq!(first_field(&reader), 2);
         assert!(m.apply(&envelope(0xa, 3, 2, 3)).unwrap());
         assert_eq!(first_field(&reader), 3);
+        // An incompatible change (another type) cannot be mirrored while the reader stays.
+        let mut signed = schema_of(1);
+        signed.fields[0].ty = smobject::schema::Type::Scalar(smobject::schema::Scalar::I64);
+        let e = m.apply(&envelope_of(0xa, 4, &signed, 9)).unwrap_err();
+        assert_eq!(e.kind(), Some(ErrorKind::LayoutMismatch), "{e}");
+        assert!(e.to_string().contains("restart `subscribe`"), "{e}");
         drop(reader);
         // Once nobody else holds it, the next change of schema re-creates the mirror.
-        assert!(m.apply(&envelope(0xa, 4, 3, 4)).unwrap());
+        let m = Inner::new(kf.key(), Options::new());
+        assert!(m.apply(&envelope(0xa, 5, 3, 4)).unwrap());
         let reader = DynObject::access_in(&kf.key(), &Options::new()).unwrap();
         assert_eq!(reader.schema().fields.len(), 3);
         assert_eq!(first_field(&reader), 4);
