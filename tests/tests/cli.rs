@@ -1516,3 +1516,35 @@ fn a_missing_key_file_for_ls_or_gc_is_named_without_an_invented_id() {
         assert_eq!(run.stdout, "", "{cmd}: {run:#?}");
     }
 }
+
+#[test]
+fn subscribe_refuses_a_pattern_before_making_a_key_file_and_hints_at_a_bad_listen_address() {
+    let kf = KeyFile::new("cli-subscribe-args");
+    kf.key(b'a');
+    let never = kf.path().with_extension("never");
+    let never_arg = never.to_string_lossy().into_owned();
+    for pattern in ["robot/*", "robot/**", "robot//x"] {
+        let run = smobject(&["subscribe", pattern, &never_arg, "a"]);
+        let err = run.fails(1);
+        assert!(
+            err.contains("key expression") && !err.contains("endpoints"),
+            "{run:#?}"
+        );
+        assert!(!never.exists(), "no key file made for {pattern}");
+    }
+    // 192.0.2.1 (TEST-NET-1) is no host's address: the listener cannot bind.
+    let run = smobject(&[
+        "subscribe",
+        "robot/x",
+        &kf.arg(),
+        "a",
+        "--listen",
+        "tcp/192.0.2.1:7447",
+    ]);
+    assert!(
+        run.fails(1)
+            .contains("--listen address must be one of this host's"),
+        "{run:#?}"
+    );
+    assert!(kf.is_clean(b'a'));
+}
