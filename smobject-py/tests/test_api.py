@@ -468,6 +468,15 @@ def test_struct_declarations_refused():
         class Nothing(smobject.Struct):
             a: smobject.u64[0]
 
+    # Array lengths the format cannot hold are named at the subscript, not an OverflowError later.
+    for n in (-1, 2**32, 2**64):
+        with pytest.raises(TypeError, match=f"not {n}"):
+            smobject.u8[n]
+    with pytest.raises(TypeError, match="does not fit the format"):
+
+        class Huge(smobject.Struct):
+            a: smobject.u64[2**30]  # a length that fits, a size (8 GiB) that does not
+
 
 def test_a_u8_array_takes_bytes_and_no_other_array_does(key_path):
     class Frame(smobject.Struct):

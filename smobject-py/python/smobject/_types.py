@@ -100,6 +100,8 @@ class Array(FieldType):
     def __init__(self, elem: FieldType, n: int) -> None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise TypeError(f"an array length is an int >= 0, not {n!r}")
+        if n >= 2**32:  # the schema format's limit (sizes and lengths are 32-bit)
+            raise TypeError(f"an array length must be below 2**32 (the schema format's limit), not {n}")
         self.elem = elem
         self.n = n
         self.size = elem.size * n
