@@ -20,10 +20,15 @@
 //! sample as it arrives (one short locked write, so none waits behind another) and skips any
 //! older than what it holds. The mirror always holds some complete version of the source.
 //!
-//! # One writer per object
+//! # One writer per object, one source per key
 //! A mirror is written by its [`Mirror`] only. A local write into a mirror is not sent back
-//! (nothing publishes the mirror) and is overwritten by the next version received: mirrors are
-//! read-only by convention, which keeps every object's history linear (one source, no merge).
+//! (nothing publishes the mirror) and is undone by the next envelope received, a heartbeat
+//! included: mirrors are read-only by convention, which keeps every object's history linear
+//! (one source, no merge). A mirror refuses to take over an object a local program wrote, or
+//! the object published on its own key expression ([`Error::NotAMirror`]). A key expression
+//! names one key, never a pattern ([`Error::KeyExpr`]); when two publications use one key, a
+//! mirror follows the first until it has been silent for [`SOURCE_SILENCE`]
+//! ([`Error::OtherSource`]), which is also how it moves to a re-created source.
 //!
 //! # Embedding
 //! A process that already has a Zenoh session publishes one of its objects with
@@ -615,8 +620,10 @@ impl Mirror {
 
     /// Applies an envelope received some other way (the receive callback does this for every
     /// sample): creates or opens the mirror from its schema the first time, then writes its
-    /// data if it is a newer version of the same source instance, or any version of a new
-    /// instance (the source was re-created). Returns whether it wrote.
+    /// data if it is a newer version of the followed source instance (or the last one again,
+    /// when a local write moved the mirror since), or any version of another instance once
+    /// the followed one has been silent for [`SOURCE_SILENCE`] (the source was re-created).
+    /// Returns whether it wrote.
     ///
     /// # Errors
     /// A malformed envelope ([`Error::Envelope`]: nothing is written); one from another source
