@@ -37,11 +37,11 @@ pub(crate) struct Net<'a> {
 
 fn session(net: &Net<'_>) -> Result<zenoh::Session, Failure> {
     let config = smobject_zenoh::config(net.listen, net.connect, net.config).map_err(bridge)?;
+    // Through the crate's Zenoh error, for its hint on endpoints.
     zenoh::open(config).wait().map_err(|e| {
-        Failure::Bridge(format!(
-            "opening the zenoh session: {e}; hint: a --listen address must be one of this \
-             host's and free (`ss -ltn`), a --connect address reachable"
-        ))
+        bridge(smobject_zenoh::Error::Zenoh(format!(
+            "opening the zenoh session: {e}"
+        )))
     })
 }
 

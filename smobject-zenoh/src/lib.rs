@@ -112,9 +112,9 @@ impl fmt::Display for Error {
             Error::Object(e) => write!(f, "{e}"),
             Error::Zenoh(e) => write!(
                 f,
-                "zenoh: {e}; hint: check the endpoints (Zenoh syntax, e.g. `tcp/10.0.0.1:7447`), \
-                 that the address is this host's and free (--listen) or reachable (--connect), \
-                 and the --config file"
+                "zenoh: {e}; hint: check the endpoints (Zenoh syntax, e.g. `tcp/10.0.0.1:7447`): \
+                 a --listen address must be one of this host's and free (`ss -ltn`), a \
+                 --connect address reachable; and the --config file"
             ),
             Error::Envelope(e) => write!(
                 f,
@@ -719,10 +719,9 @@ impl Inner {
         };
         if parts.instance == object.raw().nonce() {
             return Err(Error::NotAMirror(format!(
-                "the object under {} id '{}' is the one published on this key expression: \
-                 mirroring it into itself would write in a loop",
-                st.key.path().display(),
-                char::from(st.key.id())
+                "{} is the one published on this key expression: mirroring it into itself \
+                 would write in a loop",
+                the_object(&st.key)
             )));
         }
         let n = parts.data.len().min(object.len());
@@ -733,9 +732,7 @@ impl Inner {
                 published_unix_ns: parts.published_unix_ns,
             },
         )?;
-        if st.applied.is_none_or(|(i, _)| i != parts.instance) {
-            st.followed_at = Instant::now();
-        }
+        st.followed_at = Instant::now();
         st.applied = Some((parts.instance, parts.version));
         st.local_version = local_version;
         st.writes += 1;
@@ -743,6 +740,15 @@ impl Inner {
         self.changed.notify_all();
         Ok(true)
     }
+}
+
+/// `the object under PATH id 'I'`, as the mirror's refusals name their target.
+fn the_object(key: &Key) -> String {
+    format!(
+        "the object under {} id '{}'",
+        key.path().display(),
+        char::from(key.id())
+    )
 }
 
 impl State {
@@ -823,10 +829,9 @@ impl State {
                 )?;
                 if !o.raw().created() && o.origin().is_none() && o.version() > 0 {
                     return Err(Error::NotAMirror(format!(
-                        "the object under {} id '{}' is not a mirror: it holds version {} \
-                         written by a local program, which the mirror would overwrite",
-                        self.key.path().display(),
-                        char::from(self.key.id()),
+                        "{} is not a mirror: it holds version {} written by a local program, \
+                         which the mirror would overwrite",
+                        the_object(&self.key),
                         o.version()
                     )));
                 }

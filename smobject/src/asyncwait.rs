@@ -193,7 +193,7 @@ fn reactor() -> Result<&'static Reactor> {
             helpers: Vec::new(),
             next_slot_id: 0,
         }),
-        waitv: sys::futex_waitv_supported() && !forced_fallback(),
+        waitv: waitv_usable(),
         pid: sys::cached_pid(),
     });
     if r.pid != sys::cached_pid() {
@@ -204,6 +204,17 @@ fn reactor() -> Result<&'static Reactor> {
         .hint("use `wait_for_update` in the child, or exec a new program"));
     }
     Ok(r)
+}
+
+/// The reactor if this process made it: none in a process that never awaited, nor in a child
+/// forked from one that did (its parent's slots and helpers are not its own).
+fn live_reactor() -> Option<&'static Reactor> {
+    REACTOR.get().filter(|r| r.pid == sys::cached_pid())
+}
+
+/// Whether helpers can use `futex_waitv` here (else the fallback).
+fn waitv_usable() -> bool {
+    sys::futex_waitv_supported() && !forced_fallback()
 }
 
 /// The reliability suite's switch to the fallback (`SMOBJECT_ASYNC_FALLBACK=1`).
@@ -320,6 +331,7 @@ impl Reactor {
         if !slot.waiters.is_empty() {
             return Kick::None;
         }
+        // The slot's waiters are none: `token` was the last.
         self.remove_slot(st, key).1
     }
 
@@ -560,11 +572,9 @@ impl<'a> Changed<'a> {
     }
 
     fn disarm(&mut self) {
-        if let (Some((key, _)), Some(r)) = (self.armed.take(), REACTOR.get()) {
-            // (A future carried into a forked child has no helper to tell.)
-            if r.pid == sys::cached_pid() {
-                r.disarm(key, self.token);
-            }
+        // (A future carried into a forked child has no helper to tell.)
+        if let (Some((key, _)), Some(r)) = (self.armed.take(), live_reactor()) {
+            r.disarm(key, self.token);
         }
     }
 }
@@ -786,12 +796,9 @@ pub struct AsyncStats {
 /// helper sleeps on the old mapping's futex, which the kernel keys by the segment, not by the
 /// address. The leaked futures' wakers are dropped, not woken: nothing polls those futures.
 pub(crate) fn forget_word(word: *const u32) {
-    let Some(r) = REACTOR.get() else {
-        return; // no async wait ever made: nothing to forget, and no lock to take
+    let Some(r) = live_reactor() else {
+        return; // nothing ever awaited here: nothing to forget, and no lock to take
     };
-    if r.pid != sys::cached_pid() {
-        return; // a forked child: its parent's slots are not its own
-    }
     let mut st = r.lock();
     let keys: Vec<SlotKey> = st
         .slots
@@ -821,24 +828,14 @@ pub(crate) fn forget_word(word: *const u32) {
 pub fn async_stats() -> AsyncStats {
     // Never makes the reactor: a process that only looked must keep async waits usable in a
     // child it forks.
-    let r = match REACTOR.get() {
-        Some(r) if r.pid == sys::cached_pid() => r,
-        Some(_) => {
-            return AsyncStats {
-                helpers: 0,
-                watched: 0,
-                waiting: 0,
-                futex_waitv: false,
-            }
-        }
-        None => {
-            return AsyncStats {
-                helpers: 0,
-                watched: 0,
-                waiting: 0,
-                futex_waitv: sys::futex_waitv_supported() && !forced_fallback(),
-            }
-        }
+    let Some(r) = live_reactor() else {
+        return AsyncStats {
+            helpers: 0,
+            watched: 0,
+            waiting: 0,
+            // What a reactor made now would use; none can be in a forked child.
+            futex_waitv: REACTOR.get().is_none() && waitv_usable(),
+        };
     };
     let st = r.lock();
     AsyncStats {
